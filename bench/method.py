@@ -1,0 +1,108 @@
+"""The interface every model implements (one registered class per file).
+
+A method is an ``nn.Module`` that knows (1) its per-dataset default hyper-parameters, (2) how to
+build itself for a dataset's dimensions, (3) its forward pass on a :class:`~bench.data.tensors.Split`
+batch and (4) its named loss terms. The shared trainer owns optimisation, selection and devices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from bench.data.tensors import DataInfo, Split
+
+
+@dataclass
+class TrainHParams:
+    """Optimisation settings read by the shared trainer; every method's hyper-parameters extend it.
+
+    Defaults are MMSA's common values; methods override them per dataset in ``default_hparams``.
+    """
+
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    # Gradients of this many mini-batches are summed (not averaged) before one optimiser step, as
+    # MMSA/EMOE do; the epoch's trailing ``n_batches % grad_accum`` batches are computed and discarded
+    # when ``grad_accum_drop_tail`` (the official behaviour), else stepped at the end of the epoch.
+    grad_accum: int = 1
+    grad_accum_drop_tail: bool = True
+    grad_clip_value: float = 0.0  # elementwise value clipping (clip_grad_value_); 0 = off
+    early_stop: int = 8  # epochs without validation improvement before stopping
+    max_epochs: int = 0  # 0 = no cap (the official code loops until early stopping)
+    plateau_patience: int = 0  # ReduceLROnPlateau(factor) on the validation loss; 0 = no scheduler
+    plateau_factor: float = 0.5
+    # Validation loss: "sample_mean" (true per-sample mean) or "batch_mean_4dp" (MMSA/EMOE's
+    # mean of per-batch means rounded to 4 decimals, for parity).
+    val_loss: str = "sample_mean"
+    eval_batch_size: int = 0  # 0 = same as batch_size
+
+
+class Method(nn.Module):
+    """Base class. Subclasses set ``HParams`` and implement ``default_hparams``, ``__init__`` and
+    ``forward``; the default objective is the task loss on ``out["pred"]``.
+    """
+
+    name: ClassVar[str] = "?"
+    HParams: ClassVar[type] = TrainHParams
+    families: ClassVar[tuple[str, ...]] = ("mosi", "mosei")  # hyper-parameter blocks it supports
+    settings: ClassVar[tuple[str, ...]] = ("aligned", "unaligned")
+    # Output keys saved with the test predictions (router weights, fused features, ...).
+    export_keys: ClassVar[tuple[str, ...]] = ()
+    description: ClassVar[str] = ""
+
+    def __init__(self, hp: TrainHParams, info: DataInfo):
+        super().__init__()
+        self.hp = hp
+        self.info = info
+
+    # ----------------------------------------------------------------- hyper-parameters
+    @classmethod
+    def default_hparams(cls, family: str, setting: str) -> TrainHParams:
+        """The reference implementation's values for this dataset family and setting."""
+        return cls.HParams()
+
+    @classmethod
+    def describe_groups(cls) -> dict[str, tuple[str, ...]]:
+        """Parameter groups for ``bench describe``: group name -> submodule-name prefixes."""
+        return {}
+
+    # ----------------------------------------------------------------- training interface
+    def forward(self, batch: Split) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss_terms(self, out: dict[str, torch.Tensor], batch: Split) -> dict[str, torch.Tensor]:
+        """Named loss terms; ``"total"`` is what the trainer backpropagates."""
+        task = self.task_loss(out["pred"], batch.labels)
+        return {"total": task, "task": task}
+
+    def task_loss(self, pred: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        """L1 for regression (MMSA/EMOE), cross-entropy for classification (MIntRec)."""
+        if self.info.task == "classification":
+            return F.cross_entropy(pred, labels, reduction=reduction)
+        return F.l1_loss(pred.reshape(-1), labels.reshape(-1).to(pred.dtype), reduction=reduction)
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Optimiser parameter groups; the default is one group with the method's lr and decay."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad],
+                 "lr": self.hp.learning_rate, "weight_decay": self.hp.weight_decay}]
+
+    def on_epoch_start(self, epoch: int, train: Split) -> None:
+        """Hook for methods with per-epoch state (Self-MM's label generation)."""
+
+    def after_step(self, out: dict[str, torch.Tensor], batch: Split, epoch: int) -> None:
+        """Hook called after each training batch's backward pass (Self-MM updates its labels)."""
+
+    def record(self) -> dict[str, Any]:
+        """Facts about the built model worth storing with the result (e.g. the text mode used)."""
+        return {}
+
+
+def hparam_fields(hp_cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(hp_cls)}
