@@ -42,6 +42,8 @@ class TrainHParams:
     # mean of per-batch means rounded to 4 decimals, for parity).
     val_loss: str = "sample_mean"
     eval_batch_size: int = 0  # 0 = same as batch_size
+    # Selection criterion on the validation split: "loss" or a metric key (e.g. "f1" for MIntRec).
+    select_on: str = "loss"
 
 
 class Method(nn.Module):

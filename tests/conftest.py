@@ -1,0 +1,27 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """No test reads a user's data root; synthetic caches go to a per-session temp dir."""
+    monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
+    cache = tmp_path_factory.getbasetemp() / "bench-cache"
+    monkeypatch.setenv("BENCH_CACHE", str(cache))
+    yield
+
+
+def shared_data(*parts) -> Path:
+    """A path under ../shared/data, or skip the test when the reference data is absent."""
+    p = SHARED_DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"reference data {p} not present (only in the project's workspace; users do not have it)")
+    return p
+
+
+os.environ.setdefault("TQDM_DISABLE", "1")
