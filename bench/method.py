@@ -34,6 +34,9 @@ class TrainHParams:
     grad_accum: int = 1
     grad_accum_drop_tail: bool = True
     grad_clip_value: float = 0.0  # elementwise value clipping (clip_grad_value_); 0 = off
+    # When to clip: "step" (once, on the accumulated gradient) or "backward" (after every backward,
+    # on the partially accumulated gradient, as MMSA's MulT/MISA trainers do).
+    grad_clip_at: str = "step"
     early_stop: int = 8  # epochs without validation improvement before stopping
     max_epochs: int = 0  # 0 = no cap (the official code loops until early stopping)
     plateau_patience: int = 0  # ReduceLROnPlateau(factor) on the validation loss; 0 = no scheduler

@@ -130,6 +130,8 @@ def train(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, see
             out = model(batch)
             terms = model.loss_terms(out, batch)
             terms["total"].backward()
+            if hp.grad_clip_value > 0 and hp.grad_clip_at == "backward":
+                torch.nn.utils.clip_grad_value_(model.parameters(), hp.grad_clip_value)
             model.after_step(out, batch, epoch)
             pending += 1
             n_batches += 1
@@ -181,6 +183,6 @@ def train(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, see
 
 
 def _step(model: Method, optimizer: torch.optim.Optimizer, hp: TrainHParams) -> None:
-    if hp.grad_clip_value > 0:
+    if hp.grad_clip_value > 0 and hp.grad_clip_at == "step":
         torch.nn.utils.clip_grad_value_(model.parameters(), hp.grad_clip_value)
     optimizer.step()
