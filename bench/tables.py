@@ -55,7 +55,8 @@ TABLES: dict[int, TableSpec] = {
         number=4, title="MoME / UD ablation (EMOE paper Table 4, CMU-MOSI)", family="mosi",
         settings=("aligned",),
         rows=(
-            Row("w/o MoME, w/o UD", "emoe", {"mome": "false", "ud": "false", "keep_unimodal_loss": "false"}, "none"),
+            Row("w/o MoME, w/o UD", "emoe", {"mome": "false", "ud": "false", "keep_unimodal_loss": "false"},
+                "none"),
             Row("MoME only", "emoe", {"ud": "false"}, "MoME"),
             Row("UD only", "emoe", {"mome": "false"}, "UD"),
             Row("MoME + UD (EMOE)", "emoe", {}, "MoME+UD"),
@@ -75,7 +76,8 @@ TABLES: dict[int, TableSpec] = {
             Row("EMOE", "emoe", {}, "full"),
         ),
         metrics=("acc7", "acc2", "f1"), published_table="T5", reference_row="EMOE",
-        assumptions="setting unstated in the paper; aligned used. RE = router entropy, WIS = weight-importance similarity.",
+        assumptions=("setting unstated in the paper; aligned used. RE = router entropy, "
+                     "WIS = weight-importance similarity."),
         compact_overrides={"emoe": EMOE_COMPACT},
     ),
     6: TableSpec(
@@ -187,8 +189,10 @@ def _fmt(metric: str, mean: float, std: float) -> str:
 def display_frame(spec: TableSpec, df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(strings, bold mask) with one row per (row, setting) and one column per metric."""
     cols = [METRIC_LABELS[m] for m in spec.metrics]
-    index = [(r.label, s) for s in spec.settings for r in spec.rows if ((df["row"] == r.label) & (df["setting"] == s)).any()]
-    cells = pd.DataFrame(index=pd.MultiIndex.from_tuples(index, names=["row", "setting"]), columns=cols, dtype=object)
+    index = [(r.label, s) for s in spec.settings for r in spec.rows
+             if ((df["row"] == r.label) & (df["setting"] == s)).any()]
+    cells = pd.DataFrame(index=pd.MultiIndex.from_tuples(index, names=["row", "setting"]), columns=cols,
+                         dtype=object)
     bold = pd.DataFrame(False, index=cells.index, columns=cols)
     for m, col in zip(spec.metrics, cols):
         sub = df[df["metric"] == m]
@@ -217,8 +221,8 @@ def caption(spec: TableSpec, collected: dict, source: str) -> str:
     ns = sorted({len(rs) for rs in collected.values()})
     data = first["data"]
     if source == "synthetic":
-        src = (f"SYNTHETIC data ({data['name']}, profile {data.get('profile')}, fingerprint {data['fingerprint'][:12]}); "
-               "not comparable with the paper")
+        src = (f"SYNTHETIC data ({data['name']}, profile {data.get('profile')}, "
+               f"fingerprint {data['fingerprint'][:12]}); not comparable with the paper")
     else:
         sha = ", ".join(str(f.get("sha256"))[:12] for f in data.get("files", []))
         src = f"real data ({data['name']}, sha256 {sha}{'' if data.get('standard') else '; NON-STANDARD files'})"

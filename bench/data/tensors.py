@@ -77,7 +77,7 @@ class DataInfo:
     task: str  # "regression" | "classification"
     num_classes: int
     dims: dict  # {"text": D_l, "audio": D_a, "vision": D_v}; text is None without features
-    seq_lens: dict  # {"text": T_l, "audio": T_a, "vision": T_v}
+    seq_lens: dict  # {"text": T_l or None, "audio": T_a, "vision": T_v}
     has_text_features: bool
     has_text_bert: bool
 
@@ -118,13 +118,21 @@ class DatasetBundle:
                 "vision": int(tr.vision.shape[-1]),
             },
             seq_lens={
-                "text": int((tr.text if tr.text is not None else tr.text_bert).shape[1 if tr.text is not None else 2]),
+                "text": self._text_len(tr),
                 "audio": int(tr.audio.shape[1]),
                 "vision": int(tr.vision.shape[1]),
             },
             has_text_features=tr.text is not None,
             has_text_bert=tr.text_bert is not None,
         )
+
+    @staticmethod
+    def _text_len(tr: Split) -> int | None:
+        if tr.text is not None:
+            return int(tr.text.shape[1])
+        if tr.text_bert is not None:
+            return int(tr.text_bert.shape[2])
+        return None  # e.g. real MIntRec without a tokenizer: no text input at all
 
     def to(self, device) -> DatasetBundle:
         return replace(self, splits={k: v.to(device) for k, v in self.splits.items()})
