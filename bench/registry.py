@@ -8,7 +8,7 @@ place that imports the model packages so their decorators run.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from bench.errors import UserError, did_you_mean
 
