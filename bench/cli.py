@@ -77,6 +77,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", choices=("compact", "full"), default="compact")
     s.add_argument("--data-seed", type=int, default=0)
 
+    c = sub.add_parser("check", help="regression gate: compare a table's cells with published or reference numbers")
+    c.add_argument("--table", type=int, required=True)
+    c.add_argument("--against", choices=("published", "reference"), default="published")
+    c.add_argument("--results", default="results", help="results directory holding runs/ (default: results)")
+    c.add_argument("--source", choices=("synthetic", "real"), default="synthetic",
+                   help="which results --against reference compares (default synthetic)")
+    c.add_argument("--reference-dir", default=None, help="directory of reference CSVs (default results/reference)")
+    c.add_argument("--k", type=float, default=None, help="band width in standard errors (default 2)")
+    c.add_argument("--floor", action="append", default=[], metavar="METRIC=VALUE",
+                   help="absolute band floor per metric, as a fraction (defaults: acc/F1 0.01, mae/corr 0.02)")
+    c.add_argument("--rows", default=None, help="comma list of row labels to check (default all)")
+    c.add_argument("--update", action="store_true", help="write the reference CSV from the current results")
+    c.add_argument("--profile", choices=("compact", "full"), default="compact")
+    c.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=[])
+    c.add_argument("--epochs", type=int, default=None)
+
+    rp = sub.add_parser("report", help="Markdown report over all tables (verdicts, gaps, provenance)")
+    rp.add_argument("--results", default="results")
+    rp.add_argument("--reference-dir", default=None)
+    rp.add_argument("--output", default=None, help="file to write (default <results>/report.md)")
+
     ag = sub.add_parser("aggregate", help="write the long-format CSV and the per-cell summary of all runs")
     ag.add_argument("--out", default="results")
     return ap
@@ -86,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "ls": cmd_ls, "describe": cmd_describe, "data": cmd_data,
-                "aggregate": cmd_aggregate}[args.command](args)
+                "aggregate": cmd_aggregate, "check": cmd_check, "report": cmd_report}[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -246,4 +267,62 @@ def cmd_aggregate(args) -> int:
     long.to_csv(long_path, index=False)
     summary.to_csv(sum_path, index=False)
     print(f"{len(long)} rows -> {long_path}; {len(summary)} cells -> {sum_path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- check
+def _check_options(args):
+    from bench.check import DEFAULT_FLOORS, DEFAULT_K, CheckOptions
+    from bench.config import parse_sets
+
+    floors = dict(DEFAULT_FLOORS)
+    for k, v in parse_sets(getattr(args, "floor", [])).items():
+        try:
+            floors[k] = float(v)
+        except ValueError:
+            raise UserError(f"--floor {k}={v}: expected a number (a fraction, e.g. 0.01)") from None
+    k = DEFAULT_K if getattr(args, "k", None) is None else args.k
+    return CheckOptions(k=k, floors=floors, profile=getattr(args, "profile", "compact"),
+                        overrides=parse_sets(getattr(args, "sets", [])), epochs=getattr(args, "epochs", None))
+
+
+def cmd_check(args) -> int:
+    from bench import check
+    from bench.tables import require_table
+
+    spec = require_table(args.table)
+    opts = _check_options(args)
+    results = Path(args.results)
+    ref_dir = Path(args.reference_dir) if args.reference_dir else None
+    rows = tuple(r.strip() for r in args.rows.split(",")) if args.rows else None
+    if args.update:
+        if args.against != "reference":
+            raise UserError("--update writes reference results; use it with --against reference")
+        path = check.update_reference(spec, results, opts, args.source, ref_dir)
+        print(f"reference for table {spec.number} ({args.source}) written: {path}")
+        return 0
+    if args.against == "published":
+        df = check.check_published(spec, results, opts)
+        what = "published numbers"
+    else:
+        df = check.check_reference(spec, results, opts, args.source, ref_dir, rows)
+        what = f"reference {check.reference_path(spec, args.source, ref_dir)}"
+    print(f"Table {spec.number} against {what} (band: max({opts.k}·SE, floor))")
+    print(check.format_report(df))
+    code = check.gate_exit_code(df)
+    counts = df["verdict"].value_counts().to_dict()
+    print(("FAIL: " if code else "PASS: ") + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return code
+
+
+def cmd_report(args) -> int:
+    from bench.check import build_report
+
+    text = build_report(Path(args.results), _check_options(args),
+                        Path(args.reference_dir) if args.reference_dir else None)
+    out = Path(args.output) if args.output else Path(args.results) / "report.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    print(f"written: {out}")
     return 0

@@ -7,7 +7,6 @@ used; the console, the file names and the caption say so, and published numbers 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +102,32 @@ def _available(method: str) -> bool:
     return method in methods()
 
 
+@dataclass(frozen=True)
+class PlannedRun:
+    row: Row
+    setting: str
+    dataset: str
+    overrides: dict
+
+
+def plan(spec: TableSpec, source: str, profile: str, user_sets: dict | None = None,
+         rows: tuple[str, ...] | None = None) -> list[PlannedRun]:
+    """The runs behind a table: one per (row, setting), with the row's switches and profile overrides."""
+    dataset = spec.family if source == "real" else f"synthetic-{spec.family}"
+    out = []
+    for setting in spec.settings:
+        for row in spec.rows:
+            if rows is not None and row.label not in rows:
+                continue
+            overrides = {}
+            if source == "synthetic" and profile == "compact":
+                overrides.update(spec.compact_overrides.get(row.method, {}))
+            overrides.update(row.overrides)
+            overrides.update(user_sets or {})
+            out.append(PlannedRun(row, setting, dataset, overrides))
+    return out
+
+
 def run_and_render(spec: TableSpec, args) -> int:
     from bench.cli import SYNTHETIC_BANNER, _print_data_banner
     from bench.config import parse_sets
@@ -112,7 +137,6 @@ def run_and_render(spec: TableSpec, args) -> int:
 
     data_root = resolve_data_root(args.data_root)
     source = "real" if data_root else "synthetic"
-    dataset = spec.family if data_root else f"synthetic-{spec.family}"
     seeds = parse_seeds(args.seeds) if args.seeds else parse_seeds(str(DEFAULT_TABLE_SEEDS[source]))
     missing = sorted({r.method for r in spec.rows if not _available(r.method)})
     print(f"Table {spec.number}: {spec.title}")
@@ -120,26 +144,21 @@ def run_and_render(spec: TableSpec, args) -> int:
         print(SYNTHETIC_BANNER)
     if missing:
         print(f"not yet implemented, rows skipped: methods {', '.join(missing)}")
-    user_sets = parse_sets(args.sets)
     collected: dict[tuple[str, str], list[dict]] = {}
-    for setting in spec.settings:
-        base = RunRequest(method=spec.rows[0].method, dataset=dataset, setting=setting, seeds=seeds,
-                          epochs=args.epochs, data_root=str(data_root) if data_root else None, out=args.out,
-                          device=args.device, force=args.force, profile=args.profile,
-                          clean_nan=args.clean_nan, data_seed=args.data_seed)
-        bundle = load_bundle(base)
-        _print_data_banner(bundle) if source == "real" else None
-        for row in spec.rows:
-            if row.method in missing:
-                continue
-            overrides = {}
-            if source == "synthetic" and args.profile == "compact":
-                overrides.update(spec.compact_overrides.get(row.method, {}))
-            overrides.update(row.overrides)
-            overrides.update(user_sets)
-            req = dataclasses.replace(base, method=row.method, overrides=overrides)
-            recs = run(req, bundle=bundle, progress=False if args.quiet else None)
-            collected[(row.label, setting)] = [r.result for r in recs]
+    bundles = {}
+    for p in plan(spec, source, args.profile, parse_sets(args.sets)):
+        if p.row.method in missing:
+            continue
+        req = RunRequest(method=p.row.method, dataset=p.dataset, setting=p.setting, seeds=seeds,
+                         overrides=p.overrides, epochs=args.epochs, data_root=str(data_root) if data_root else None,
+                         out=args.out, device=args.device, force=args.force, profile=args.profile,
+                         clean_nan=args.clean_nan, data_seed=args.data_seed)
+        if p.setting not in bundles:
+            bundles[p.setting] = load_bundle(req)
+            if source == "real":
+                _print_data_banner(bundles[p.setting])
+        recs = run(req, bundle=bundles[p.setting], progress=False if args.quiet else None)
+        collected[(p.row.label, p.setting)] = [r.result for r in recs]
     if not collected:
         print("nothing to render: no row of this table can run yet")
         return 0

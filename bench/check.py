@@ -1,0 +1,230 @@
+"""The regression gate: compare measured table cells with published numbers or committed references.
+
+A cell passes when ``|mean − reference| ≤ max(k·SE, floor[metric])``; outside the band it is
+"better" or "worse-than-band" depending on the metric's direction (MAE: lower is better). Missing
+cells and worse cells fail the gate (exit 1). Synthetic or non-standard results are never compared
+with published numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import store
+from bench.errors import UserError
+from bench.metrics import HIGHER_IS_BETTER
+from bench.published import PAPER_METRIC_TO_OURS, lookup
+from bench.tables import TableSpec, plan
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
+DEFAULT_K = 2.0
+# absolute floors as fractions (1.0 point for accuracies/F1; 0.02 for MAE/Corr)
+DEFAULT_FLOORS = {"acc7": 0.01, "acc2": 0.01, "f1": 0.01, "acc": 0.01, "precision": 0.01, "recall": 0.01,
+                  "mae": 0.02, "corr": 0.02}
+VERDICTS = ("reproduced", "better", "worse-than-band", "missing")
+
+
+@dataclass
+class CheckOptions:
+    k: float = DEFAULT_K
+    floors: dict = field(default_factory=lambda: dict(DEFAULT_FLOORS))
+    profile: str = "compact"
+    overrides: dict = field(default_factory=dict)
+    epochs: int | None = None
+
+
+def _canon(d: dict) -> str:
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def collect_cells(spec: TableSpec, results_dir: Path, source: str, opts: CheckOptions) -> dict:
+    """(row label, setting) -> list of result dicts whose resolved config equals the table's plan."""
+    import dataclasses
+
+    from bench.registry import get_method
+    from bench.runner import resolve_hparams
+
+    by_key: dict[tuple, list] = {}
+    for _, r in store.iter_results(results_dir):
+        by_key.setdefault((r["method"], r["dataset"], r["setting"]), []).append(r)
+    cells = {}
+    for p in plan(spec, source, opts.profile, opts.overrides):
+        hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides, opts.epochs)
+        want = _canon(json.loads(_canon(dataclasses.asdict(hp))))
+        found = [r for r in by_key.get((p.row.method, p.dataset, p.setting), []) if _canon(r["config"]) == want]
+        cells[(p.row.label, p.setting)] = found
+    return cells
+
+
+def _band(metric: str, se: float, opts: CheckOptions) -> float:
+    return max(opts.k * (se if math.isfinite(se) else 0.0), opts.floors.get(metric, 0.01))
+
+
+def _verdict(metric: str, delta: float, band: float) -> str:
+    if abs(delta) <= band:
+        return "reproduced"
+    higher = HIGHER_IS_BETTER[PAPER_METRIC_TO_OURS.get(metric, metric)]
+    return "better" if (delta > 0) == higher else "worse-than-band"
+
+
+def _stats(results: list[dict], metric: str) -> tuple[float, float, int]:
+    vals = np.array([r["test"].get(PAPER_METRIC_TO_OURS[metric]) for r in results], dtype=float)
+    vals = vals[~np.isnan(vals)]
+    n = len(vals)
+    mean = float(vals.mean()) if n else math.nan
+    std = float(vals.std(ddof=1)) if n > 1 else math.nan
+    return mean, std, n
+
+
+def check_published(spec: TableSpec, results_dir: Path, opts: CheckOptions) -> pd.DataFrame:
+    cells = collect_cells(spec, results_dir, "real", opts)
+    if not any(cells.values()):
+        synth = collect_cells(spec, results_dir, "synthetic", opts)
+        if any(synth.values()):
+            raise UserError(f"refusing to compare synthetic results with published numbers (table {spec.number}): "
+                            "run the table with --data-root pointing at the real MMSA files")
+    for rs in cells.values():
+        for r in rs:
+            if r["data"]["source"] != "real" or not r["data"].get("standard"):
+                files = ", ".join(str(f.get("path")) for f in r["data"].get("files", []))
+                raise UserError(f"refusing to compare results from non-standard data files ({files}) with "
+                                "published numbers: their SHA-256 does not match MMSA's published checksums")
+    rows = []
+    for (label, setting), results in cells.items():
+        row = next(r for r in spec.rows if r.label == label)
+        for m in spec.metrics:
+            ref = lookup(spec.published_table, row.published_method, row.published_variant, m, setting)
+            mean, std, n = _stats(results, m) if results else (math.nan, math.nan, 0)
+            rows.append(_row(label, setting, m, ref, mean, std, n, opts, std / math.sqrt(n) if n > 1 else math.nan))
+    return pd.DataFrame(rows)
+
+
+def _row(label, setting, m, ref, mean, std, n, opts, se) -> dict:
+    if n == 0 or ref is None or math.isnan(mean):
+        verdict, delta, band = ("missing" if n == 0 else "no-reference"), math.nan, math.nan
+    else:
+        delta = mean - ref
+        band = _band(m, se, opts)
+        verdict = _verdict(m, delta, band)
+    return {"row": label, "setting": setting, "metric": m, "reference": ref, "mean": mean, "std": std, "n": n,
+            "delta": delta, "band": band, "se": se, "verdict": verdict}
+
+
+def reference_path(spec: TableSpec, source: str, ref_dir: Path | None = None) -> Path:
+    return Path(ref_dir or REFERENCE_DIR) / f"table{spec.number}-{source}.csv"
+
+
+def check_reference(spec: TableSpec, results_dir: Path, opts: CheckOptions, source: str = "synthetic",
+                    ref_dir: Path | None = None, rows: tuple[str, ...] | None = None) -> pd.DataFrame:
+    path = reference_path(spec, source, ref_dir)
+    if not path.is_file():
+        raise UserError(f"no reference results at {path}; create them with: bench check --table {spec.number} "
+                        "--against reference --update")
+    ref = pd.read_csv(path)
+    cells = collect_cells(spec, results_dir, source, opts)
+    out = []
+    for (label, setting), results in cells.items():
+        if rows is not None and label not in rows:
+            continue
+        for m in spec.metrics:
+            sel = ref[(ref["row"] == label) & (ref["setting"] == setting) & (ref["metric"] == m)]
+            r_mean = float(sel["mean"].iloc[0]) if len(sel) else None
+            mean, std, n = _stats(results, m) if results else (math.nan, math.nan, 0)
+            se_cur = std / math.sqrt(n) if n > 1 else 0.0
+            se_ref = 0.0
+            if len(sel) and int(sel["n"].iloc[0]) > 1 and not math.isnan(float(sel["std"].iloc[0])):
+                se_ref = float(sel["std"].iloc[0]) / math.sqrt(int(sel["n"].iloc[0]))
+            out.append(_row(label, setting, m, r_mean, mean, std, n, opts, math.hypot(se_cur, se_ref)))
+    return pd.DataFrame(out)
+
+
+def update_reference(spec: TableSpec, results_dir: Path, opts: CheckOptions, source: str = "synthetic",
+                     ref_dir: Path | None = None) -> Path:
+    cells = collect_cells(spec, results_dir, source, opts)
+    rows = []
+    for (label, setting), results in cells.items():
+        if not results:
+            raise UserError(f"cannot update the reference: no finished runs for row {label!r} ({setting}); "
+                            f"run: python -m bench run --table {spec.number} first")
+        for m in spec.metrics:
+            mean, std, n = _stats(results, m)
+            rows.append({"row": label, "setting": setting, "metric": m, "mean": mean, "std": std, "n": n,
+                         "seeds": ",".join(str(r["seed"]) for r in sorted(results, key=lambda r: r["seed"])),
+                         "git_commit": (results[0]["provenance"].get("git") or {}).get("commit"),
+                         "data_fingerprint": results[0]["data"]["fingerprint"]})
+    path = reference_path(spec, source, ref_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, index=False, float_format="%.6f")
+    return path
+
+
+def format_report(df: pd.DataFrame) -> str:
+    def f(v, metric, scale=True):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "–"
+        if metric in ("mae", "corr"):
+            return f"{v:.3f}"
+        return f"{100 * v:.2f}" if scale else f"{v:.3f}"
+
+    show = pd.DataFrame({
+        "cell": df["row"] + " / " + df["setting"] + " / " + df["metric"],
+        "reference": [f(v, m) for v, m in zip(df["reference"], df["metric"])],
+        "measured": [f"{f(a, m)} ± {f(s, m)}" for a, s, m in zip(df["mean"], df["std"], df["metric"])],
+        "n": df["n"],
+        "Δ": [f(v, m) for v, m in zip(df["delta"], df["metric"])],
+        "band": [f(v, m) for v, m in zip(df["band"], df["metric"])],
+        "verdict": df["verdict"],
+    })
+    return show.to_markdown(index=False)
+
+
+def gate_exit_code(df: pd.DataFrame) -> int:
+    return 1 if ((df["verdict"] == "worse-than-band") | (df["verdict"] == "missing")).any() else 0
+
+
+def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = None) -> str:
+    """One Markdown report over all tables: each cell's verdict, gap in points and in SEs, provenance."""
+    from bench.tables import TABLES
+
+    parts = ["# emoe-bench reproduction report", "",
+             f"Results: `{results_dir}`. Band: |Δ| ≤ max({opts.k}·SE, floor); floors "
+             + ", ".join(f"{k} {v}" for k, v in opts.floors.items()) + " (fractions).", ""]
+    for spec in TABLES.values():
+        real = collect_cells(spec, results_dir, "real", opts)
+        synth = collect_cells(spec, results_dir, "synthetic", opts)
+        parts.append(f"## Table {spec.number}: {spec.title}")
+        if any(real.values()):
+            try:
+                df = check_published(spec, results_dir, opts)
+                label, cells = "against the published numbers (real data)", real
+            except UserError as e:
+                parts += ["", f"Real-data results present but not comparable: {e}", ""]
+                continue
+        elif any(synth.values()) and reference_path(spec, "synthetic", ref_dir).is_file():
+            df = check_reference(spec, results_dir, opts, "synthetic", ref_dir)
+            label, cells = "against the committed synthetic reference (never against the paper)", synth
+        else:
+            parts += ["", "No finished runs for this table.", ""]
+            continue
+        df = df.assign(gap_se=[d / s if s and math.isfinite(s) and s > 0 else math.nan
+                               for d, s in zip(df["delta"], df["se"])])
+        parts += ["", f"Compared {label}.", "", format_report(df), ""]
+        if df["gap_se"].notna().any():
+            parts.append("Gap in standard errors: " + ", ".join(
+                f"{r.row}/{r.setting}/{r.metric} {r.gap_se:+.1f}" for r in df.itertuples() if math.isfinite(r.gap_se)))
+            parts.append("")
+        prov = {((r["provenance"].get("git") or {}).get("commit") or "?")[:10] for rs in cells.values() for r in rs}
+        data = {f"{r['data']['name']} ({r['data']['source']}, {r['data']['fingerprint'][:12]})"
+                for rs in cells.values() for r in rs}
+        seeds = sorted({r["seed"] for rs in cells.values() for r in rs})
+        parts += [f"Provenance: commits {', '.join(sorted(prov))}; data {', '.join(sorted(data))}; "
+                  f"seeds {', '.join(map(str, seeds))}.", ""]
+        counts = df["verdict"].value_counts().to_dict()
+        parts += ["Verdicts: " + ", ".join(f"{k} {v}" for k, v in counts.items()), ""]
+    return "\n".join(parts)
