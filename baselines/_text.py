@@ -1,0 +1,117 @@
+"""Helpers shared by MISA and Self-MM: the text input (BERT vs frozen features) and hyper-parameter eras.
+
+Text. MMSA's MISA and Self-MM fine-tune ``bert-base-uncased`` on the ``text_bert`` token ids. The suite
+also runs them on the dataset's frozen ``text`` features (``text_mode=features``, the default when no
+``text_model`` is given) so that they work without a BERT checkpoint. Both modes yield a (B, T, D)
+sequence plus a (B, T) mask:
+
+* bert mode: the BERT last hidden state; the mask is the attention-mask row of ``text_bert``.
+* features mode: the ``text`` array; the mask is the ``text_bert`` attention mask when the dataset has
+  token ids (positions line up one-to-one in the MMSA pickles), else the time steps whose feature
+  vector is not all zeros (the MMSA/mosi229 text features are zero-padded).
+
+The text length (mask sum) is what MMSA uses to pack audio/vision in MISA (always) and in Self-MM
+(aligned data).
+
+Eras. ``hparams_era`` switches every era-dependent field of a method's dataclass between the current
+MMSA JSON, the values that produced MMSA's 2021 table and the original authors' configuration. The
+exact way is ``default_hparams(family, setting, era=...)``; ``--set hparams_era=...`` (which the runner
+applies on top of the *current* defaults) switches every era-dependent field that still holds its
+current default, so explicit ``--set`` values of other fields are kept.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bench.data.tensors import DataInfo, Split
+from bench.errors import UserError
+
+ERAS = ("current", "table2021", "original")
+
+
+def resolve_text_mode(text_mode: str, text_model: str, bert_config=None) -> str:
+    if bert_config is not None:
+        return "bert"
+    if text_mode == "auto":
+        return "bert" if text_model else "features"
+    return text_mode
+
+
+def text_mask(batch: Split) -> torch.Tensor:
+    """(B, T) float mask of the text positions: BERT attention mask if present, else non-zero steps."""
+    if batch.text_bert is not None:
+        return batch.text_bert[:, 1, :].float()
+    if batch.text is None:
+        raise UserError("this batch has neither text_bert nor text features")
+    return (batch.text.abs().sum(dim=-1) > 0).float()
+
+
+class TextInput(nn.Module):
+    """The text sequence for a batch: BERT last hidden state (bert) or the frozen ``text`` features.
+
+    ``mode``, ``dim`` (feature width) and ``source`` (checkpoint path, "random-config" or "features")
+    describe what was built; ``bert`` is the :class:`bench.nn.bert.BertTextEncoder` or None.
+    """
+
+    def __init__(self, method: str, info: DataInfo, text_mode: str, text_model: str, finetune: bool = True,
+                 bert_config=None):
+        super().__init__()
+        self.mode = resolve_text_mode(text_mode, text_model, bert_config)
+        self.bert = None
+        if self.mode == "bert":
+            if not info.has_text_bert:
+                raise UserError(f"{method}: text_mode=bert needs the dataset's text_bert token ids, which "
+                                "this dataset lacks; use text_mode=features")
+            if bert_config is None and not text_model:
+                raise UserError(f"{method}: text_mode=bert needs --set text_model=PATH "
+                                "(a local BERT directory)")
+            from bench.nn.bert import BertTextEncoder
+
+            if bert_config is not None:
+                self.bert = BertTextEncoder(config=bert_config, finetune=finetune)
+            else:
+                self.bert = BertTextEncoder(text_model, finetune=finetune)
+            self.dim = self.bert.hidden_size
+            self.source = self.bert.source
+        elif self.mode == "features":
+            if not info.has_text_features:
+                raise UserError(f"{method}: this dataset has no frozen text features; use BERT with "
+                                "--set text_model=PATH (text_mode=bert)")
+            self.dim = int(info.dims["text"])
+            self.source = "features"
+        else:
+            raise UserError(f"{method}: unknown text_mode {self.mode!r} (expected auto, bert or features)")
+
+    def forward(self, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sequence (B, T, D), mask (B, T) float)."""
+        if self.bert is not None:
+            return self.bert(batch.text_bert), batch.text_bert[:, 1, :].float()
+        return batch.text, text_mask(batch)
+
+
+def freeze_bert_layers(text: TextInput, n_layers: int) -> None:
+    """Freeze BERT encoder layers ``0 .. n_layers-1`` (the original MISA does this for MOSEI with 9)."""
+    if n_layers <= 0 or text.bert is None:
+        return
+    for i, layer in enumerate(text.bert.model.encoder.layer):
+        if i < n_layers:
+            for p in layer.parameters():
+                p.requires_grad_(False)
+
+
+def apply_era(hp, eras: dict[str, dict[str, dict]]) -> None:
+    """Switch ``hp``'s era-dependent fields that still hold their current default to ``hp.hparams_era``.
+
+    ``eras[family][era]`` maps field -> value; the "current" entry lists every era-dependent field.
+    """
+    family, era = hp.hparams_family, hp.hparams_era
+    if family not in eras:
+        raise UserError(f"hparams_family={family!r}: expected one of {', '.join(eras)}")
+    if era not in eras[family]:
+        raise UserError(f"hparams_era={era!r}: expected one of {', '.join(eras[family])}")
+    current, target = eras[family]["current"], eras[family][era]
+    for key, value in target.items():
+        if getattr(hp, key) == current[key]:
+            setattr(hp, key, value)
