@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -14,6 +15,16 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "bench-cache"
     monkeypatch.setenv("BENCH_CACHE", str(cache))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tests run many tiny kernels: with 2 intra-op threads on a shared 2-core machine they are
+    several times slower than with one (and CI has 2 cores), so every test pins one thread."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def shared_data(*parts) -> Path:
