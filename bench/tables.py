@@ -46,7 +46,7 @@ class TableSpec:
 
 # Synthetic compact profile: a narrower EMOE and a capped budget so a whole table runs in minutes on
 # 2 CPU cores. The real-data runs use the official sizes and budget.
-EMOE_COMPACT = {"d_model": "32", "n_heads": "4", "n_layers": "2", "grad_accum": "1", "max_epochs": "20",
+EMOE_COMPACT = {"d_model": "64", "n_heads": "4", "n_layers": "2", "grad_accum": "1", "max_epochs": "20",
                 "early_stop": "6"}
 
 TABLES: dict[int, TableSpec] = {
