@@ -15,8 +15,9 @@ from the *data* seed, and are cached on disk. The generative process (docs/data.
    per-modality random projection (regression) or per-class prototype (classification) and spread over
    time with a smooth profile ``1 + 0.5·sin(2π f t / L + φ)``.
 4. Nuisance ``(1 − r_m)·(style + AR(1))/√2``: a per-sample "speaker style" vector (constant in time)
-   and an AR(1) process (ρ = 0.8); plus iid noise (σ = 0.1). The nuisance energy is the observable cue
-   of a modality's reliability; frames beyond the true length are zero (post-padding).
+   and an AR(1) process (ρ = 0.8), plus a degradation signature ``(1 − r_m)·q_m`` along a fixed
+   per-modality direction, plus iid noise (σ = 0.1). The nuisance energy and the signature are the
+   observable cues of a modality's reliability; frames beyond the true length are zero (post-padding).
 5. ``text_bert``: [CLS]=101 … [SEP]=102 ids in the bert-base-uncased range; a share ``0.15 + 0.5·r_text``
    of the word pieces comes from a target-dependent id band (the true target's band with probability
    ``r_text``, else the text distractor's band), the rest from a neutral id range.
@@ -40,7 +41,7 @@ from bench.registry import register_dataset
 
 # Bump whenever the generated arrays change for the same GeneratorParams (any change to the code below):
 # it is part of the cache key and of the bundle fingerprint recorded with every result.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 PROFILES = ("compact", "full")
 SYNTHETIC_FAMILIES = {"synthetic-mosi": "mosi", "synthetic-mosei": "mosei", "synthetic-mintrec": "mintrec"}
 MODALITIES = ("text", "audio", "vision")  # internal order; Split.importance uses IMPORTANCE_ORDER
@@ -167,6 +168,8 @@ class GeneratorParams:
     dirichlet_base: float = 1.0
     dirichlet_boost: float = 5.0
     nuisance_scale: float = 1.0
+    # strength of the per-modality degradation signature (1 - r_m)·q_m, a first-order cue of reliability
+    quality_cue: float = 1.0
     ar_rho: float = 0.8
     noise_std: float = 0.1
     profile_amp: float = 0.5
@@ -254,6 +257,18 @@ def _world(p: GeneratorParams) -> list[np.ndarray]:
             w *= math.sqrt(d) / np.linalg.norm(w)
         out.append(w.astype(np.float32))
     return out
+
+
+def _quality_direction(p: GeneratorParams, m: int) -> np.ndarray:
+    """Fixed (D,) direction of modality m's degradation signature, unit variance per dim on average.
+
+    Real degraded inputs often shift first-order statistics too (a noise floor in audio, low face
+    detection confidence in FACET); this makes a modality's reliability readable from time-averaged
+    features, not only from the nuisance energy (generator v2).
+    """
+    rng = _rng(p, 4, m)
+    q = rng.standard_normal(p.dims[m])
+    return (q * math.sqrt(p.dims[m]) / np.linalg.norm(q)).astype(np.float32)
 
 
 def _split_latents(p: GeneratorParams, split: str, n: int) -> dict[str, np.ndarray]:
@@ -348,6 +363,8 @@ def _modality(p: GeneratorParams, world, lat, split: str, m: int, out: np.ndarra
             x[:, j] += rho * x[:, j - 1]
         x += rng.standard_normal((k, 1, d), dtype=np.float32)  # speaker style, constant in time
         x *= ((1 - r) * np.float32(p.nuisance_scale / math.sqrt(2)))[:, None, None]
+        # degradation signature: a fixed per-modality direction, constant in time, scaled by (1 - r)
+        x += ((1 - r) * np.float32(p.quality_cue))[:, None, None] * _quality_direction(p, m)[None, None, :]
         x += prof.astype(np.float32)[:, :, None] * content[:, None, :]
         x[valid] += np.float32(p.noise_std) * _uniform_unit(rng, (nv, d))
         x[~valid] = 0
