@@ -120,8 +120,24 @@ def reference_path(spec: TableSpec, source: str, ref_dir: Path | None = None) ->
     return Path(ref_dir or REFERENCE_DIR) / f"table{spec.number}-{source}.csv"
 
 
+def _ref_cell(sel: pd.DataFrame, seeds: list[int] | None) -> tuple[float | None, float, int]:
+    """(mean, std, n) of a reference cell, restricted to ``seeds`` when given (same-seed comparison)."""
+    if not len(sel):
+        return None, math.nan, 0
+    if seeds is None:
+        return float(sel["mean"].iloc[0]), float(sel["std"].iloc[0]), int(sel["n"].iloc[0])
+    per_seed = dict((int(a), float(b)) for a, b in (x.split(":") for x in str(sel["values"].iloc[0]).split(";")))
+    vals = [per_seed[sd] for sd in seeds if sd in per_seed]
+    if len(vals) != len(seeds):
+        return None, math.nan, 0
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan, len(vals)
+
+
 def check_reference(spec: TableSpec, results_dir: Path, opts: CheckOptions, source: str = "synthetic",
-                    ref_dir: Path | None = None, rows: tuple[str, ...] | None = None) -> pd.DataFrame:
+                    ref_dir: Path | None = None, rows: tuple[str, ...] | None = None,
+                    same_seeds: bool = False) -> pd.DataFrame:
+    """Compare current cells with the committed reference; ``same_seeds`` restricts each reference cell
+    to the seeds that were rerun (a cheap CI check reruns one seed and compares it with that seed)."""
     path = reference_path(spec, source, ref_dir)
     if not path.is_file():
         raise UserError(f"no reference results at {path}; create them with: bench check --table {spec.number} "
@@ -134,12 +150,11 @@ def check_reference(spec: TableSpec, results_dir: Path, opts: CheckOptions, sour
             continue
         for m in spec.metrics:
             sel = ref[(ref["row"] == label) & (ref["setting"] == setting) & (ref["metric"] == m)]
-            r_mean = float(sel["mean"].iloc[0]) if len(sel) else None
+            seeds = sorted(r["seed"] for r in results) if same_seeds and results else None
+            r_mean, r_std, r_n = _ref_cell(sel, seeds)
             mean, std, n = _stats(results, m) if results else (math.nan, math.nan, 0)
             se_cur = std / math.sqrt(n) if n > 1 else 0.0
-            se_ref = 0.0
-            if len(sel) and int(sel["n"].iloc[0]) > 1 and not math.isnan(float(sel["std"].iloc[0])):
-                se_ref = float(sel["std"].iloc[0]) / math.sqrt(int(sel["n"].iloc[0]))
+            se_ref = r_std / math.sqrt(r_n) if r_n > 1 and math.isfinite(r_std) else 0.0
             out.append(_row(label, setting, m, r_mean, mean, std, n, opts, math.hypot(se_cur, se_ref)))
     return pd.DataFrame(out)
 
@@ -154,8 +169,10 @@ def update_reference(spec: TableSpec, results_dir: Path, opts: CheckOptions, sou
                             f"run: python -m bench run --table {spec.number} first")
         for m in spec.metrics:
             mean, std, n = _stats(results, m)
+            per_seed = sorted((r["seed"], r["test"].get(PAPER_METRIC_TO_OURS[m])) for r in results)
             rows.append({"row": label, "setting": setting, "metric": m, "mean": mean, "std": std, "n": n,
-                         "seeds": ",".join(str(r["seed"]) for r in sorted(results, key=lambda r: r["seed"])),
+                         "seeds": ",".join(str(sd) for sd, _ in per_seed),
+                         "values": ";".join(f"{sd}:{v:.6f}" for sd, v in per_seed),
                          "git_commit": (results[0]["provenance"].get("git") or {}).get("commit"),
                          "data_fingerprint": results[0]["data"]["fingerprint"]})
     path = reference_path(spec, source, ref_dir)

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     r.add_argument("--force", action="store_true", help="rerun finished runs")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op CPU threads (default: torch's choice; results can differ in the last "
+                        "bits between thread counts, and the count is recorded)")
     _add_data_args(r)
 
     ls = sub.add_parser("ls", help="list methods, datasets or tables")
@@ -88,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--floor", action="append", default=[], metavar="METRIC=VALUE",
                    help="absolute band floor per metric, as a fraction (defaults: acc/F1 0.01, mae/corr 0.02)")
     c.add_argument("--rows", default=None, help="comma list of row labels to check (default all)")
+    c.add_argument("--same-seeds", action="store_true",
+                   help="--against reference: compare with the reference values of the same seeds only")
     c.add_argument("--update", action="store_true", help="write the reference CSV from the current results")
     c.add_argument("--profile", choices=("compact", "full"), default="compact")
     c.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=[])
@@ -122,6 +127,12 @@ def cmd_run(args) -> int:
     from bench.data import resolve_data_root
     from bench.train.seeding import parse_seeds
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads {args.threads}: expected a positive number")
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.table is not None:
         from bench.tables_cli import run_table
 
@@ -305,7 +316,7 @@ def cmd_check(args) -> int:
         df = check.check_published(spec, results, opts)
         what = "published numbers"
     else:
-        df = check.check_reference(spec, results, opts, args.source, ref_dir, rows)
+        df = check.check_reference(spec, results, opts, args.source, ref_dir, rows, args.same_seeds)
         what = f"reference {check.reference_path(spec, args.source, ref_dir)}"
     print(f"Table {spec.number} against {what} (band: max({opts.k}·SE, floor))")
     print(check.format_report(df))
