@@ -5,7 +5,7 @@ versions: ``trains/singleTask/model/dmd.py`` (``dmd.py``), ``trains/singleTask/D
 the trainer), ``trains/singleTask/HingeLoss.py`` and the distillation files @ e4f6de3;
 ``config/config.json`` @ 88c574d; ``run.py``, ``train.py``, ``config.py`` @ 24f32ca. The README pins
 PyTorch 1.9.0. EMOE (fuyyyyy/EMOE) is a fork of this code (specs/emoe.md); the shared pieces come from
-``bench.nn`` (the MulT/DMD transformer) and ``bench.nn.bert`` via :class:`baselines._text.TextInput`.
+``bench.nn`` (the MulT/DMD transformer) and ``bench.nn.bert`` via :class:`bench.nn.text.TextInput`.
 
 Forward (dmd.py:151-332), modality order [l, v, a]:
 
@@ -49,10 +49,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines._dmd_graph import GraphDistillUnit, cosine_embedding_negative, edge_names, edge_prior
-from baselines._text import TextInput
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
+from bench.nn.text import TextInput
 from bench.nn.transformer import TransformerEncoder
 from bench.registry import register_method
 

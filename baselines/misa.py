@@ -26,10 +26,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from baselines._text import TextInput, apply_era, freeze_bert_layers
+from baselines._eras import apply_era
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
+from bench.nn.text import TextInput, freeze_bert_layers
 from bench.registry import register_method
 
 MODALITIES = ("t", "v", "a")

@@ -28,10 +28,11 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from baselines._text import TextInput, apply_era, text_mask
+from baselines._eras import apply_era
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
+from bench.nn.text import TextInput, text_mask
 from bench.registry import register_method
 
 HEADS = ("f", "t", "a", "v")  # fusion, text, audio, vision: rows of the ULGM label table

@@ -12,6 +12,9 @@ import dataclasses
 import torch
 
 from bench.data.tensors import DataInfo
+from bench.method import count_parameter_groups
+
+count_groups = count_parameter_groups  # the name tests and scripts use
 
 # Published shapes of the real files (thuiar/MMSA README; MIntRec README), used when no data is loaded.
 REAL_SHAPES = {
@@ -34,30 +37,13 @@ def canonical_info(family: str, setting: str) -> DataInfo:
     )
 
 
-def count_groups(model: torch.nn.Module, groups: dict[str, tuple[str, ...]]) -> dict[str, int]:
-    """Parameters per group (first matching name prefix wins); unmatched ones go to "other"."""
-    counts = {g: 0 for g in groups}
-    other = 0
-    for name, p in model.named_parameters():
-        for g, prefixes in groups.items():
-            if any(name == pre or name.startswith(pre + ".") for pre in prefixes):
-                counts[g] += p.numel()
-                break
-        else:
-            other += p.numel()
-    if other:
-        counts["other"] = other
-    counts["total"] = sum(p.numel() for p in model.parameters())
-    return counts
-
-
 def describe(method_cls, hp, info: DataInfo) -> dict:
     with torch.device("meta"):
         model = method_cls(hp, info)
     return {
         "method": method_cls.name, "family": info.family, "setting": info.setting,
         "dims": info.dims, "seq_lens": info.seq_lens,
-        "parameters": count_groups(model, method_cls.describe_groups()),
+        "parameters": count_parameter_groups(model, method_cls.describe_groups()),
         "hparams": dataclasses.asdict(hp),
         "record": model.record(),
     }

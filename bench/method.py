@@ -111,3 +111,21 @@ class Method(nn.Module):
 
 def hparam_fields(hp_cls: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(hp_cls)}
+
+
+def count_parameter_groups(module: nn.Module, groups: dict[str, tuple[str, ...]]) -> dict[str, int]:
+    """Parameters per group (a group = submodule-name prefixes; first match wins), ``other`` for the
+    unmatched ones (omitted when 0) and ``total``. Reads only ``numel``, so it works on the meta device."""
+    counts = {g: 0 for g in groups}
+    other = 0
+    for name, p in module.named_parameters():
+        for g, prefixes in groups.items():
+            if any(name == pre or name.startswith(pre + ".") for pre in prefixes):
+                counts[g] += p.numel()
+                break
+        else:
+            other += p.numel()
+    if other:
+        counts["other"] = other
+    counts["total"] = sum(p.numel() for p in module.parameters())
+    return counts

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from bench.data.tensors import DataInfo
 from bench.errors import UserError
+from bench.method import count_parameter_groups
 from bench.nn.transformer import TransformerEncoder
 from emoe.config import EMOEHParams
 from emoe.router import build_router
@@ -213,29 +214,11 @@ class EMOENet(nn.Module):
 
 
 # ------------------------------------------------------------------------------------ counting
-def group_parameter_counts(module: nn.Module, groups: dict[str, tuple[str, ...]]) -> dict[str, int]:
-    """Parameters per group (a group = submodule-name prefixes); unmatched ones go to ``other``;
-    adds ``total``. Works on the meta device (only ``numel`` is read)."""
-    counts = {g: 0 for g in groups}
-    counts["other"] = 0
-    for name, p in module.named_parameters():
-        for g, prefixes in groups.items():
-            if any(name == pre or name.startswith(pre + ".") for pre in prefixes):
-                counts[g] += p.numel()
-                break
-        else:
-            counts["other"] += p.numel()
-    counts["total"] = sum(p.numel() for p in module.parameters())
-    if counts["other"] == 0:
-        del counts["other"]
-    return counts
-
-
 def count_parameters(model_or_method: nn.Module) -> dict[str, int]:
     """``{group: n_parameters, ..., "total": n}`` for an :class:`EMOENet` or an EMOE ``Method``
     (or any module whose class has ``describe_groups()``)."""
     if isinstance(model_or_method, EMOENet):
-        return group_parameter_counts(model_or_method, GROUPS)
+        return count_parameter_groups(model_or_method, GROUPS)
     describe = getattr(model_or_method, "describe_groups", None)
     groups = describe() if describe is not None else {}
-    return group_parameter_counts(model_or_method, groups)
+    return count_parameter_groups(model_or_method, groups)

@@ -1,6 +1,6 @@
-"""Helpers shared by MISA and Self-MM: the text input (BERT vs frozen features) and hyper-parameter eras.
+"""The text input shared by methods: a fine-tuned BERT on ``text_bert`` or the frozen ``text`` features.
 
-Text. MMSA's MISA and Self-MM fine-tune ``bert-base-uncased`` on the ``text_bert`` token ids. The suite
+MMSA's MISA and Self-MM fine-tune ``bert-base-uncased`` on the ``text_bert`` token ids. The suite
 also runs them on the dataset's frozen ``text`` features (``text_mode=features``, the default when no
 ``text_model`` is given) so that they work without a BERT checkpoint. Both modes yield a (B, T, D)
 sequence plus a (B, T) mask:
@@ -12,12 +12,6 @@ sequence plus a (B, T) mask:
 
 The text length (mask sum) is what MMSA uses to pack audio/vision in MISA (always) and in Self-MM
 (aligned data).
-
-Eras. ``hparams_era`` switches every era-dependent field of a method's dataclass between the current
-MMSA JSON, the values that produced MMSA's 2021 table and the original authors' configuration. The
-exact way is ``default_hparams(family, setting, era=...)``; ``--set hparams_era=...`` (which the runner
-applies on top of the *current* defaults) switches every era-dependent field that still holds its
-current default, so explicit ``--set`` values of other fields are kept.
 """
 
 from __future__ import annotations
@@ -27,8 +21,6 @@ from torch import nn
 
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-
-ERAS = ("current", "table2021", "original")
 
 
 def resolve_text_mode(text_mode: str, text_model: str, bert_config=None) -> str:
@@ -99,19 +91,3 @@ def freeze_bert_layers(text: TextInput, n_layers: int) -> None:
         if i < n_layers:
             for p in layer.parameters():
                 p.requires_grad_(False)
-
-
-def apply_era(hp, eras: dict[str, dict[str, dict]]) -> None:
-    """Switch ``hp``'s era-dependent fields that still hold their current default to ``hp.hparams_era``.
-
-    ``eras[family][era]`` maps field -> value; the "current" entry lists every era-dependent field.
-    """
-    family, era = hp.hparams_family, hp.hparams_era
-    if family not in eras:
-        raise UserError(f"hparams_family={family!r}: expected one of {', '.join(eras)}")
-    if era not in eras[family]:
-        raise UserError(f"hparams_era={era!r}: expected one of {', '.join(eras[family])}")
-    current, target = eras[family]["current"], eras[family][era]
-    for key, value in target.items():
-        if getattr(hp, key) == current[key]:
-            setattr(hp, key, value)
