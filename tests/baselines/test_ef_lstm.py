@@ -1,0 +1,96 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.ef_lstm import EFLSTM, EFLSTMHParams
+from bench.describe import canonical_info, count_groups
+from bench.errors import UserError
+from bench.train.trainer import train
+from tests.helpers import make_bundle
+
+
+def _lstm(d_in, h):
+    return 4 * h * (d_in + h) + 2 * 4 * h
+
+
+def _linear(i, o):
+    return i * o + o
+
+
+def test_parameter_count_mosi_by_hand():
+    info = canonical_info("mosi", "aligned")  # T 50; text 768, audio 5, vision 20
+    hp = EFLSTM.default_hparams("mosi", "aligned")
+    with torch.device("meta"):
+        model = EFLSTM(hp, info)
+    c = count_groups(model, EFLSTM.describe_groups())
+    norm = 2 * 50
+    lstm = _lstm(793, 128) + 3 * _lstm(128, 128)
+    head = _linear(128, 128) + _linear(128, 1)
+    assert (c["norm"], c["lstm"], c["head"]) == (norm, lstm, head)
+    assert c["total"] == norm + lstm + head and "other" not in c
+
+
+def test_defaults_follow_mmsa_config():
+    hp = EFLSTM.default_hparams("mosi", "aligned")
+    assert (hp.hidden, hp.num_layers, hp.dropout) == (128, 4, 0.5)
+    assert (hp.batch_size, hp.learning_rate, hp.weight_decay, hp.early_stop) == (32, 1e-3, 5e-3, 8)
+    hp = EFLSTM.default_hparams("mosei", "aligned")
+    assert (hp.hidden, hp.num_layers, hp.dropout) == (256, 2, 0.4)
+    assert (hp.batch_size, hp.learning_rate, hp.weight_decay) == (128, 5e-3, 1e-4)
+    assert EFLSTM.default_setting == "aligned"
+
+
+def test_unaligned_lengths_raise_user_error():
+    with pytest.raises(UserError, match="aligned"):
+        EFLSTM(EFLSTMHParams(), canonical_info("mosi", "unaligned"))
+    bundle = make_bundle()
+    model = EFLSTM(EFLSTMHParams(hidden=8, num_layers=1), bundle.info())
+    b = bundle.splits["test"]
+    with pytest.raises(UserError, match="aligned"):
+        model(dataclasses.replace(b, audio=b.audio[:, :4]))
+
+
+def test_early_fusion_is_per_frame_concatenation():
+    bundle = make_bundle()
+    model = EFLSTM(EFLSTMHParams(hidden=8, num_layers=1), bundle.info()).eval()
+    b = bundle.splits["test"]
+    seen = {}
+    model.norm.register_forward_hook(lambda mod, inp, out: seen.setdefault("x", inp[0]))
+    with torch.no_grad():
+        model(b)
+    assert torch.equal(seen["x"], torch.cat([b.text, b.audio, b.vision], dim=-1))
+    # BatchNorm1d(T): one running statistic per time step (MMSA's BatchNorm1d(input_len))
+    assert model.norm.num_features == b.text.shape[1]
+
+
+def test_trains_and_beats_constant_on_learnable_toy_data():
+    bundle = make_bundle(sizes=(256, 64, 64))
+    hp = EFLSTMHParams(hidden=32, num_layers=2, dropout=0.1, batch_size=32, learning_rate=5e-3,
+                       weight_decay=0.0, max_epochs=25, early_stop=25)
+    out = train(EFLSTM, hp, bundle, seed=1111)
+    y = bundle.splits["test"].labels.numpy()
+    const_mae = np.mean(np.abs(y - bundle.splits["train"].labels.numpy().mean()))
+    assert out.test["mae"] < 0.8 * const_mae
+    assert out.test["corr"] > 0.5
+
+
+def test_gradient_reaches_every_subnet():
+    bundle = make_bundle()
+    model = EFLSTM(EFLSTMHParams(), bundle.info())
+    b = bundle.splits["train"].take(torch.arange(15))
+    model.loss_terms(model(b), b)["total"].backward()
+    for name in ("norm", "lstm", "linear", "out"):
+        grads = [p.grad for p in getattr(model, name).parameters()]
+        assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads), name
+
+
+@pytest.mark.parametrize("family", ["mosi", "mosei"])
+def test_forward_shapes(family):
+    bundle = make_bundle()
+    hp = EFLSTM.default_hparams(family, "aligned")
+    model = EFLSTM(hp, bundle.info()).eval()
+    out = model(bundle.splits["test"])
+    assert out["pred"].shape == (30,)
+    assert out["hidden"].shape == (30, hp.hidden)
