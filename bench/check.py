@@ -19,8 +19,8 @@ import pandas as pd
 from bench import store
 from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
-from bench.published import PAPER_METRIC_TO_OURS, lookup
-from bench.tables import TableSpec, plan
+from bench.published import lookup
+from bench.tables import TableSpec, metric_key, plan
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
 DEFAULT_K = 2.0
@@ -66,15 +66,15 @@ def _band(metric: str, se: float, opts: CheckOptions) -> float:
     return max(opts.k * (se if math.isfinite(se) else 0.0), opts.floors.get(metric, 0.01))
 
 
-def _verdict(metric: str, delta: float, band: float) -> str:
+def _verdict(key: str, delta: float, band: float) -> str:
     if abs(delta) <= band:
         return "reproduced"
-    higher = HIGHER_IS_BETTER[PAPER_METRIC_TO_OURS.get(metric, metric)]
+    higher = HIGHER_IS_BETTER[key]
     return "better" if (delta > 0) == higher else "worse-than-band"
 
 
-def _stats(results: list[dict], metric: str) -> tuple[float, float, int]:
-    vals = np.array([r["test"].get(PAPER_METRIC_TO_OURS[metric]) for r in results], dtype=float)
+def _stats(results: list[dict], key: str) -> tuple[float, float, int]:
+    vals = np.array([r["test"].get(key) for r in results], dtype=float)
     vals = vals[~np.isnan(vals)]
     n = len(vals)
     mean = float(vals.mean()) if n else math.nan
@@ -100,18 +100,20 @@ def check_published(spec: TableSpec, results_dir: Path, opts: CheckOptions) -> p
         row = next(r for r in spec.rows if r.label == label)
         for m in spec.metrics:
             ref = lookup(spec.published_table, row.published_method, row.published_variant, m, setting)
-            mean, std, n = _stats(results, m) if results else (math.nan, math.nan, 0)
-            rows.append(_row(label, setting, m, ref, mean, std, n, opts, std / math.sqrt(n) if n > 1 else math.nan))
+            key = metric_key(spec, m)
+            mean, std, n = _stats(results, key) if results else (math.nan, math.nan, 0)
+            rows.append(_row(label, setting, m, key, ref, mean, std, n, opts,
+                             std / math.sqrt(n) if n > 1 else math.nan))
     return pd.DataFrame(rows)
 
 
-def _row(label, setting, m, ref, mean, std, n, opts, se) -> dict:
+def _row(label, setting, m, key, ref, mean, std, n, opts, se) -> dict:
     if n == 0 or ref is None or math.isnan(mean):
         verdict, delta, band = ("missing" if n == 0 else "no-reference"), math.nan, math.nan
     else:
         delta = mean - ref
         band = _band(m, se, opts)
-        verdict = _verdict(m, delta, band)
+        verdict = _verdict(key, delta, band)
     return {"row": label, "setting": setting, "metric": m, "reference": ref, "mean": mean, "std": std, "n": n,
             "delta": delta, "band": band, "se": se, "verdict": verdict}
 
@@ -152,10 +154,11 @@ def check_reference(spec: TableSpec, results_dir: Path, opts: CheckOptions, sour
             sel = ref[(ref["row"] == label) & (ref["setting"] == setting) & (ref["metric"] == m)]
             seeds = sorted(r["seed"] for r in results) if same_seeds and results else None
             r_mean, r_std, r_n = _ref_cell(sel, seeds)
-            mean, std, n = _stats(results, m) if results else (math.nan, math.nan, 0)
+            key = metric_key(spec, m)
+            mean, std, n = _stats(results, key) if results else (math.nan, math.nan, 0)
             se_cur = std / math.sqrt(n) if n > 1 else 0.0
             se_ref = r_std / math.sqrt(r_n) if r_n > 1 and math.isfinite(r_std) else 0.0
-            out.append(_row(label, setting, m, r_mean, mean, std, n, opts, math.hypot(se_cur, se_ref)))
+            out.append(_row(label, setting, m, key, r_mean, mean, std, n, opts, math.hypot(se_cur, se_ref)))
     return pd.DataFrame(out)
 
 
@@ -168,8 +171,8 @@ def update_reference(spec: TableSpec, results_dir: Path, opts: CheckOptions, sou
             raise UserError(f"cannot update the reference: no finished runs for row {label!r} ({setting}); "
                             f"run: python -m bench run --table {spec.number} first")
         for m in spec.metrics:
-            mean, std, n = _stats(results, m)
-            per_seed = sorted((r["seed"], r["test"].get(PAPER_METRIC_TO_OURS[m])) for r in results)
+            mean, std, n = _stats(results, metric_key(spec, m))
+            per_seed = sorted((r["seed"], r["test"].get(metric_key(spec, m))) for r in results)
             rows.append({"row": label, "setting": setting, "metric": m, "mean": mean, "std": std, "n": n,
                          "seeds": ",".join(str(sd) for sd, _ in per_seed),
                          "values": ";".join(f"{sd}:{v:.6f}" for sd, v in per_seed),

@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ag = sub.add_parser("aggregate", help="write the long-format CSV and the per-cell summary of all runs")
     ag.add_argument("--out", default="results")
+
+    # --- figure N (parser and command live in bench/figures.py) ---
+    from bench.figures import add_figure_parser
+
+    add_figure_parser(sub, _add_data_args)
     return ap
 
 
@@ -112,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "ls": cmd_ls, "describe": cmd_describe, "data": cmd_data,
-                "aggregate": cmd_aggregate, "check": cmd_check, "report": cmd_report}[args.command](args)
+                "aggregate": cmd_aggregate, "check": cmd_check, "report": cmd_report,
+                "figure": lambda a: a.func(a)}[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

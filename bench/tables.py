@@ -3,6 +3,7 @@
 ``bench run --table N`` runs every missing run of table N (finished runs are reused), then renders
 ``results/tables/tableN-<data>.{md,csv,tex}``. Without a data root the embedded synthetic default is
 used; the console, the file names and the caption say so, and published numbers are not shown.
+docs/tables.md describes every table, the statistics and the rendering.
 """
 
 from __future__ import annotations
@@ -22,11 +23,23 @@ from bench.published import PAPER_METRIC_TO_OURS, lookup
 
 @dataclass(frozen=True)
 class Row:
+    """One table row. ``method`` is a registered method (a measured row) or "" for a row that is only
+    copied from the paper (``published_method`` names it in results/published/numbers.csv)."""
+
     label: str
     method: str
     overrides: dict = field(default_factory=dict)
     published_variant: str = "-"  # numbers.csv "variant" for this row
     published_method: str = "EMOE"
+
+    @property
+    def measured(self) -> bool:
+        return bool(self.method)
+
+
+def published_row(label: str, published_method: str | None = None) -> Row:
+    """A row shown from the paper only (real standard data), never measured."""
+    return Row(label, "", {}, "-", published_method or label)
 
 
 @dataclass(frozen=True)
@@ -36,12 +49,30 @@ class TableSpec:
     family: str  # dataset family the paper used ("mosi")
     settings: tuple[str, ...]
     rows: tuple[Row, ...]
-    metrics: tuple[str, ...]  # paper metric names (acc7, acc2, f1, mae)
+    metrics: tuple[str, ...]  # paper metric names (acc7, acc2, f1, mae; acc, f1, precision, recall)
     published_table: str
     reference_row: str  # the row every other row is tested against
     assumptions: str
     # Model/budget overrides for the synthetic compact profile (pipeline check on 2 CPU cores).
     compact_overrides: dict = field(default_factory=dict)
+    # paper metric -> our result key where it differs from bench.published.PAPER_METRIC_TO_OURS
+    metric_keys: dict = field(default_factory=dict)
+    metric_labels: dict = field(default_factory=dict)
+    # row label -> why it is not measured yet (shown in the console and the caption)
+    pending: dict = field(default_factory=dict)
+    convention: str = "Acc/F1 in %, Acc-2/F1 Non0 convention (negative vs positive, label-0 samples excluded)"
+
+    def measured_rows(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.measured)
+
+
+def metric_key(spec: TableSpec, metric: str) -> str:
+    """The key of a paper metric in our result.json ``test`` dict."""
+    return spec.metric_keys.get(metric, PAPER_METRIC_TO_OURS[metric])
+
+
+def metric_label(spec: TableSpec, metric: str) -> str:
+    return spec.metric_labels.get(metric, METRIC_LABELS[metric])
 
 
 # Synthetic compact profile: a narrower EMOE (d 64, 2 layers), plain batches of 16 at lr 1e-3 and a
@@ -50,10 +81,72 @@ class TableSpec:
 # in 20 epochs to show anything.)
 EMOE_COMPACT = {"d_model": "64", "n_heads": "4", "n_layers": "2", "grad_accum": "1", "learning_rate": "1e-3",
                 "max_epochs": "20", "early_stop": "6"}
+# The baselines get the same budget (20 epochs, patience 6, no gradient accumulation) and, where the
+# official model is large for 2 CPU cores, a narrower network.
+_BUDGET = {"max_epochs": "20", "early_stop": "6"}
+BASELINE_COMPACT = {
+    "lf_dnn": {**_BUDGET, "batch_size": "32"},
+    "mult": {**_BUDGET, "d_model": "32", "num_heads": "4", "nlevels": "2", "grad_accum": "1", "learning_rate": "1e-3"},
+    "misa": {**_BUDGET, "hidden_size": "64", "grad_accum": "1", "learning_rate": "1e-3"},
+    "self_mm": {**_BUDGET, "grad_accum": "1"},
+}
+ALL_COMPACT = {"emoe": EMOE_COMPACT, **BASELINE_COMPACT}
+
+
+# Paper rows of Tables 1-2 that have (or are getting) an implementation in this suite. A row is measured
+# when its method is registered; until then it is shown from the paper only (real standard data).
+SUITE_METHODS = {"EF-LSTM": "ef_lstm", "LF-DNN": "lf_dnn", "TFN": "tfn", "LMF": "lmf", "MulT": "mult",
+                 "MISA": "misa", "Self-MM": "self_mm", "DMD": "dmd", "EMOE": "emoe"}
+
+
+def _comparison_rows(table: str) -> tuple[Row, ...]:
+    """Tables 1-2: the paper's rows in its order; implemented methods are measured, the rest published."""
+    third = "MCTN" if table == "T1" else "MFM"
+    order = ("EF-LSTM", "LF-DNN", "TFN", "LMF", "MFN", "Graph-MFN", third, "MulT", "MISA", "Self-MM", "MMIM",
+             "DMD", "EMOE")
+    return tuple(Row(name, SUITE_METHODS[name], {}, "-", name) if name in SUITE_METHODS else published_row(name)
+                 for name in order)
+
+
+_COMPARISON_ASSUMPTIONS = (
+    "Measured rows: every implemented method (EMOE official face; the baselines as docs/baselines.md describes); the "
+    "others are shown from the paper only. "
+    "MISA and Self-MM use the frozen text features unless --set text_model=PATH gives a local BERT "
+    "(the paper's rows for MISA, Self-MM, MMIM, DMD and EMOE are BERT-based). The paper's ACC-2/F1 "
+    "convention is unstated; the official EMOE code computes Non0, which is used here. Rows marked "
+    "[published] are copied from the paper and were not run")
 
 TABLES: dict[int, TableSpec] = {
+    1: TableSpec(
+        number=1, title="Comparison on CMU-MOSI (EMOE Table 1)", family="mosi",
+        settings=("aligned", "unaligned"), rows=_comparison_rows("T1"),
+        metrics=("acc7", "acc2", "f1", "mae"), published_table="T1", reference_row="EMOE",
+        assumptions=_COMPARISON_ASSUMPTIONS + ".", compact_overrides=ALL_COMPACT,
+    ),
+    2: TableSpec(
+        number=2, title="Comparison on CMU-MOSEI (EMOE Table 2)", family="mosei",
+        settings=("aligned", "unaligned"), rows=_comparison_rows("T2"),
+        metrics=("acc7", "acc2", "f1", "mae"), published_table="T2", reference_row="EMOE",
+        assumptions=_COMPARISON_ASSUMPTIONS + ".", compact_overrides=ALL_COMPACT,
+    ),
+    3: TableSpec(
+        number=3, title="Comparison on MIntRec, 20 intents (EMOE Table 3)", family="mintrec",
+        settings=("unaligned",),
+        rows=(published_row("MAG-BERT"), published_row("MulT"), published_row("MISA"),
+              Row("EMOE", "emoe", {}, "-", "EMOE")),
+        metrics=("acc", "f1", "precision", "recall"), published_table="T3", reference_row="EMOE",
+        assumptions=("the paper gives no EMOE configuration for MIntRec; the classification importance "
+                     "target uses c_m = (1 - p_true,m)^2 (our design, emoe/config.py MINTREC_NOTE). "
+                     "MIntRec features are unaligned."),
+        compact_overrides={"emoe": EMOE_COMPACT},
+        metric_keys={"f1": "f1"},
+        metric_labels={"acc": "Acc", "f1": "F1 (macro)", "precision": "P (macro)", "recall": "R (macro)"},
+        pending={"MulT": "no MIntRec classification form yet", "MISA": "no MIntRec classification form yet",
+                 "MAG-BERT": "not implemented"},
+        convention="Acc, F1, P and R in %; F1/P/R macro-averaged over the 20 intents (MIntRec protocol)",
+    ),
     4: TableSpec(
-        number=4, title="MoME / UD ablation (EMOE paper Table 4, CMU-MOSI)", family="mosi",
+        number=4, title="MoME / UD ablation (EMOE Table 4, CMU-MOSI)", family="mosi",
         settings=("aligned",),
         rows=(
             Row("w/o MoME, w/o UD", "emoe", {"mome": "false", "ud": "false", "keep_unimodal_loss": "false"},
@@ -69,7 +162,7 @@ TABLES: dict[int, TableSpec] = {
         compact_overrides={"emoe": EMOE_COMPACT},
     ),
     5: TableSpec(
-        number=5, title="Expert-balancing ablation (EMOE paper Table 5, CMU-MOSI)", family="mosi",
+        number=5, title="Expert-balancing ablation (EMOE Table 5, CMU-MOSI)", family="mosi",
         settings=("aligned",),
         rows=(
             Row("w/o RE", "emoe", {"router_entropy": "false"}, "w/o RE"),
@@ -82,7 +175,7 @@ TABLES: dict[int, TableSpec] = {
         compact_overrides={"emoe": EMOE_COMPACT},
     ),
     6: TableSpec(
-        number=6, title="Sum vs concat fusion (EMOE paper Table 6, CMU-MOSI)", family="mosi",
+        number=6, title="Sum vs concat fusion (EMOE Table 6, CMU-MOSI)", family="mosi",
         settings=("aligned", "unaligned"),
         rows=(
             Row("Sum", "emoe", {"fusion": "sum"}, "sum"),
@@ -94,14 +187,30 @@ TABLES: dict[int, TableSpec] = {
     ),
 }
 
-METRIC_LABELS = {"acc7": "Acc-7", "acc2": "Acc-2 (non0)", "f1": "F1 (non0)", "mae": "MAE"}
+METRIC_LABELS = {"acc7": "Acc-7", "acc2": "Acc-2 (non0)", "f1": "F1 (non0)", "mae": "MAE",
+                 "acc": "Acc", "precision": "P", "recall": "R"}
 DEFAULT_TABLE_SEEDS = {"synthetic": 3, "real": 5}
+PUBLISHED_TAG = " [published]"
 
 
 def _available(method: str) -> bool:
     from bench.registry import methods
 
     return method in methods()
+
+
+def _supports(method: str, family: str, setting: str) -> bool:
+    """Whether a registered method runs on this data (e.g. EF-LSTM needs aligned sequences)."""
+    from bench.registry import get_method
+
+    cls = get_method(method)
+    return family in cls.families and setting in getattr(cls, "settings", (setting,))
+
+
+def unsupported(spec: TableSpec) -> list[tuple[str, str]]:
+    """(row label, setting) cells whose registered method cannot run on the table's data."""
+    return [(r.label, s) for s in spec.settings for r in spec.measured_rows()
+            if _available(r.method) and not _supports(r.method, spec.family, s)]
 
 
 @dataclass(frozen=True)
@@ -112,14 +221,21 @@ class PlannedRun:
     overrides: dict
 
 
+def dataset_name(family: str, source: str) -> str:
+    return family if source == "real" else f"synthetic-{family}"
+
+
 def plan(spec: TableSpec, source: str, profile: str, user_sets: dict | None = None,
          rows: tuple[str, ...] | None = None) -> list[PlannedRun]:
-    """The runs behind a table: one per (row, setting), with the row's switches and profile overrides."""
-    dataset = spec.family if source == "real" else f"synthetic-{spec.family}"
+    """The runs behind a table: one per (row with a registered method, setting), with the row's switches and
+    profile overrides (published-only rows and rows whose method is not implemented yet have no run)."""
+    dataset = dataset_name(spec.family, source)
     out = []
     for setting in spec.settings:
-        for row in spec.rows:
-            if rows is not None and row.label not in rows:
+        for row in spec.measured_rows():
+            if (rows is not None and row.label not in rows) or not _available(row.method):
+                continue
+            if not _supports(row.method, spec.family, setting):
                 continue
             overrides = {}
             if source == "synthetic" and profile == "compact":
@@ -130,89 +246,161 @@ def plan(spec: TableSpec, source: str, profile: str, user_sets: dict | None = No
     return out
 
 
-def run_and_render(spec: TableSpec, args) -> int:
-    from bench.cli import SYNTHETIC_BANNER, _print_data_banner
-    from bench.config import parse_sets
+# ------------------------------------------------------------------------------------ running
+def data_source(args) -> tuple[str, object]:
+    """("real" | "synthetic", data root or None) from ``--data-root`` / $BENCH_DATA_ROOT."""
     from bench.data import resolve_data_root
-    from bench.runner import RunRequest, load_bundle, run
-    from bench.train.seeding import parse_seeds
 
     data_root = resolve_data_root(args.data_root)
-    source = "real" if data_root else "synthetic"
-    seeds = parse_seeds(args.seeds) if args.seeds else parse_seeds(str(DEFAULT_TABLE_SEEDS[source]))
-    missing = sorted({r.method for r in spec.rows if not _available(r.method)})
-    print(f"Table {spec.number}: {spec.title}")
-    if source == "synthetic":
-        print(SYNTHETIC_BANNER)
-    if missing:
-        print(f"not yet implemented, rows skipped: methods {', '.join(missing)}")
-    collected: dict[tuple[str, str], list[dict]] = {}
-    bundles = {}
-    for p in plan(spec, source, args.profile, parse_sets(args.sets)):
-        if p.row.method in missing:
-            continue
+    return ("real" if data_root else "synthetic"), data_root
+
+
+def execute(planned: list[PlannedRun], args, seeds: list[int], data_root=None) -> tuple[list, dict]:
+    """Run every missing seed of every planned run (finished runs are reused); data are loaded once per
+    (dataset, setting). Returns ([(planned run, [RunRecord])] in plan order, {(dataset, setting): bundle})."""
+    from bench.cli import _print_data_banner
+    from bench.runner import RunRequest, load_bundle, run
+
+    bundles, out = {}, []
+    for p in planned:
         req = RunRequest(method=p.row.method, dataset=p.dataset, setting=p.setting, seeds=seeds,
                          overrides=p.overrides, epochs=args.epochs, data_root=str(data_root) if data_root else None,
                          out=args.out, device=args.device, force=args.force, profile=args.profile,
                          clean_nan=args.clean_nan, data_seed=args.data_seed)
-        if p.setting not in bundles:
-            bundles[p.setting] = load_bundle(req)
-            if source == "real":
-                _print_data_banner(bundles[p.setting])
-        recs = run(req, bundle=bundles[p.setting], progress=False if args.quiet else None)
-        collected[(p.row.label, p.setting)] = [r.result for r in recs]
+        key = (p.dataset, p.setting)
+        if key not in bundles:
+            bundles[key] = load_bundle(req)
+            if data_root:
+                _print_data_banner(bundles[key])
+        recs = run(req, bundle=bundles[key], progress=False if getattr(args, "quiet", False) else None)
+        out.append((p, recs))
+    return out, bundles
+
+
+def run_and_render(spec: TableSpec, args) -> int:
+    from bench.cli import SYNTHETIC_BANNER
+    from bench.config import parse_sets
+    from bench.train.seeding import parse_seeds
+
+    source, data_root = data_source(args)
+    seeds = parse_seeds(args.seeds) if args.seeds else parse_seeds(str(DEFAULT_TABLE_SEEDS[source]))
+    missing = sorted({r.method for r in spec.measured_rows() if not _available(r.method)})
+    print(f"Table {spec.number}: {spec.title}")
+    if source == "synthetic":
+        print(SYNTHETIC_BANNER)
+        if any(not r.measured for r in spec.rows) or missing:
+            print("[synthetic data] published rows are not shown (they are only shown next to real standard data)")
+    if missing:
+        print(f"not yet implemented (rows {'omitted' if source == 'synthetic' else 'shown from the paper only'}): "
+              f"methods {', '.join(missing)}")
+    if spec.pending:
+        print("not yet measured: " + "; ".join(f"{k} ({v})" for k, v in spec.pending.items()))
+    cant = unsupported(spec)
+    if cant:
+        print("not run (the method does not support this setting): " + ", ".join(f"{r} {s}" for r, s in cant))
+    planned = plan(spec, source, args.profile, parse_sets(args.sets))
+    done, _ = execute(planned, args, seeds, data_root)
+    collected = {(p.row.label, p.setting): [r.result for r in recs] for p, recs in done}
     if not collected:
         print("nothing to render: no row of this table can run yet")
         return 0
     frame = table_frame(spec, collected, source)
     paths = render(spec, frame, collected, source, Path(args.out) / "tables")
     print(frame_to_markdown(spec, frame, collected, source))
+    note = seeds_note(spec, frame)
+    if note:
+        print(f"note: {note}")
     print("written: " + ", ".join(str(p) for p in paths))
     return 0
 
 
+# ------------------------------------------------------------------------------------ numbers
+def shows_published(collected: dict, source: str) -> bool:
+    """Published numbers are shown only next to real data whose files are the standard published ones."""
+    return source == "real" and all(r["data"].get("source") == "real" and r["data"].get("standard")
+                                    for rs in collected.values() for r in rs)
+
+
 def table_frame(spec: TableSpec, collected: dict, source: str) -> pd.DataFrame:
-    """Long numeric frame: row, setting, metric, mean, std, n, values, published, p_holm."""
+    """Long numeric frame, one line per (row, setting, metric): kind (measured/published), mean, std, n,
+    t-interval, per-seed values, the published value, and the tests of the row against the reference row
+    (EMOE): Welch p (+ Holm over the table), exact/Monte-Carlo permutation p (+ Holm), Mann–Whitney p,
+    Hedges' g (reference − row) and P(reference better than row) = U/(n·m), direction-aware."""
+    pub_ok = shows_published(collected, source)
     recs = []
-    for (label, setting), results in collected.items():
-        row = next(r for r in spec.rows if r.label == label)
-        for m in spec.metrics:
-            ours = PAPER_METRIC_TO_OURS[m]
-            vals = [r["test"].get(ours) for r in results]
-            vals = [np.nan if v is None else float(v) for v in vals]
-            s = stats.cell_summary(vals)
-            pub = None
-            if source == "real" and all(r["data"].get("standard") for r in results):
-                pub = lookup(spec.published_table, row.published_method, row.published_variant, m, setting)
-            recs.append({"row": label, "setting": setting, "metric": m, **s, "values": vals, "published": pub})
+    for setting in spec.settings:
+        for row in spec.rows:
+            results = collected.get((row.label, setting))  # measured iff it has results
+            if not results and not pub_ok:
+                continue
+            for m in spec.metrics:
+                pub = lookup(spec.published_table, row.published_method, row.published_variant, m, setting) \
+                    if pub_ok else None
+                vals = [r["test"].get(metric_key(spec, m)) for r in results or []]
+                vals = [np.nan if v is None else float(v) for v in vals]
+                s = stats.cell_summary(vals)
+                recs.append({"row": row.label, "kind": "measured" if results else "published",
+                             "setting": setting, "metric": m, **s, "values": vals, "published": pub})
     df = pd.DataFrame(recs)
-    # Welch tests of every row against the reference row, Holm-corrected over the whole table.
-    p_raw = []
+    tests = []
     for _, r in df.iterrows():
-        if r["row"] == spec.reference_row:
-            p_raw.append(np.nan)
+        ref = df[(df["row"] == spec.reference_row) & (df["setting"] == r["setting"]) & (df["metric"] == r["metric"])
+                 & (df["kind"] == "measured")]
+        if r["row"] == spec.reference_row or r["kind"] != "measured" or not len(ref):
+            tests.append({"p_welch": np.nan, "p_perm": np.nan, "p_mwu": np.nan, "hedges_g": np.nan,
+                          "p_ref_better": np.nan})
             continue
-        ref = df[(df["row"] == spec.reference_row) & (df["setting"] == r["setting"]) & (df["metric"] == r["metric"])]
-        p_raw.append(stats.welch(r["values"], ref["values"].iloc[0]) if len(ref) else np.nan)
-    df["p_welch"] = p_raw
-    df["p_holm"] = stats.holm(p_raw)
+        higher = HIGHER_IS_BETTER[metric_key(spec, r["metric"])]
+        c = stats.compare(ref["values"].iloc[0], r["values"], higher_is_better=higher)
+        tests.append({**{k: c[k] for k in ("p_welch", "p_perm", "p_mwu", "hedges_g")}, "p_ref_better": c["p_a_better"]})
+    t = pd.DataFrame(tests, index=df.index)
+    for col in t.columns:
+        df[col] = t[col]
+    df["p_holm"] = stats.holm(df["p_welch"])
+    df["p_perm_holm"] = stats.holm(df["p_perm"])
     return df
 
 
+def n_comparisons(df: pd.DataFrame) -> int:
+    return int(df["p_welch"].notna().sum()) if "p_welch" in df else 0
+
+
+def seeds_note(spec: TableSpec, df: pd.DataFrame) -> str | None:
+    meas = df[df["kind"] == "measured"]
+    if meas.empty or len(meas["row"].unique()) < 2:
+        return None
+    return stats.min_seeds_note(int(meas["n"].min()), n_comparisons=max(1, n_comparisons(df)))
+
+
 def _fmt(metric: str, mean: float, std: float) -> str:
-    if math.isnan(mean):
+    if mean is None or math.isnan(mean):
         return "–"
     if metric == "mae":
         return f"{mean:.3f} ± {std:.3f}" if not math.isnan(std) else f"{mean:.3f}"
     return f"{100 * mean:.1f} ± {100 * std:.1f}" if not math.isnan(std) else f"{100 * mean:.1f}"
 
 
+def _fmt_pub(metric: str, value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "–"
+    return f"{value:.3f}" if metric == "mae" else f"{100 * value:.1f}"
+
+
+def _row_label(label: str, kind: str) -> str:
+    return label if kind == "measured" else label + PUBLISHED_TAG
+
+
 def display_frame(spec: TableSpec, df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(strings, bold mask) with one row per (row, setting) and one column per metric."""
-    cols = [METRIC_LABELS[m] for m in spec.metrics]
-    index = [(r.label, s) for s in spec.settings for r in spec.rows
-             if ((df["row"] == r.label) & (df["setting"] == s)).any()]
-    cells = pd.DataFrame(index=pd.MultiIndex.from_tuples(index, names=["row", "setting"]), columns=cols,
+    """(strings, bold mask) with one line per (setting, row) and one column per metric.
+
+    Measured cells: mean ± sample std, † when the Holm-corrected Welch p vs the reference row is < 0.05,
+    and on real standard data ``[paper X, Δ ±Y]``. Published-only rows show the paper's number. Bold: the
+    best measured mean per column and setting (direction-aware; MAE lower is better)."""
+    cols = [metric_label(spec, m) for m in spec.metrics]
+    kinds = {(r["setting"], r["row"]): r["kind"] for _, r in df.iterrows()}
+    index = [(s, _row_label(r.label, kinds[(s, r.label)])) for s in spec.settings for r in spec.rows
+             if (s, r.label) in kinds]
+    cells = pd.DataFrame(index=pd.MultiIndex.from_tuples(index, names=["setting", "row"]), columns=cols,
                          dtype=object)
     bold = pd.DataFrame(False, index=cells.index, columns=cols)
     for m, col in zip(spec.metrics, cols):
@@ -221,44 +409,66 @@ def display_frame(spec: TableSpec, df: pd.DataFrame, source: str) -> tuple[pd.Da
             ss = sub[sub["setting"] == s]
             if ss.empty:
                 continue
-            higher = HIGHER_IS_BETTER[PAPER_METRIC_TO_OURS[m]]
-            best = ss["mean"].max() if higher else ss["mean"].min()
+            meas = ss[(ss["kind"] == "measured") & ss["mean"].notna()]
+            higher = HIGHER_IS_BETTER[metric_key(spec, m)]
+            best = (meas["mean"].max() if higher else meas["mean"].min()) if len(meas) else math.nan
             for _, r in ss.iterrows():
+                idx = (s, _row_label(r["row"], r["kind"]))
+                if r["kind"] == "published":
+                    cells.loc[idx, col] = _fmt_pub(m, r["published"])
+                    continue
                 text = _fmt(m, r["mean"], r["std"])
                 if not math.isnan(r["p_holm"]) and r["p_holm"] < 0.05:
                     text += " †"
-                if source == "real" and r["published"] is not None:
-                    pub = r["published"] if m == "mae" else 100 * r["published"]
+                pub = r["published"]
+                if pub is not None and not (isinstance(pub, float) and math.isnan(pub)):
                     diff = (r["mean"] - r["published"]) * (1 if m == "mae" else 100)
-                    text += f" [paper {pub:.{3 if m == 'mae' else 1}f}, Δ {diff:+.{3 if m == 'mae' else 1}f}]"
-                cells.loc[(r["row"], s), col] = text
-                bold.loc[(r["row"], s), col] = bool(r["mean"] == best)
+                    text += f" [paper {_fmt_pub(m, r['published'])}, Δ {diff:+.{3 if m == 'mae' else 1}f}]"
+                cells.loc[idx, col] = text
+                bold.loc[idx, col] = bool(r["mean"] == best)
     return cells, bold
 
 
-def caption(spec: TableSpec, collected: dict, source: str) -> str:
-    first = next(iter(collected.values()))[0]
-    seeds = sorted({r["seed"] for rs in collected.values() for r in rs})
+def caption(spec: TableSpec, collected: dict, source: str, df: pd.DataFrame | None = None) -> str:
+    results = [r for rs in collected.values() for r in rs]
+    first = results[0]
+    seeds = sorted({r["seed"] for r in results})
     ns = sorted({len(rs) for rs in collected.values()})
-    data = first["data"]
     if source == "synthetic":
-        src = (f"SYNTHETIC data ({data['name']}, profile {data.get('profile')}, "
-               f"fingerprint {data['fingerprint'][:12]}); not comparable with the paper")
+        fps = sorted({f"{r['data']['name']}-{r['data'].get('setting', r['setting'])} {r['data']['fingerprint'][:12]}"
+                      for r in results})
+        src = (f"SYNTHETIC data (profile {first['data'].get('profile')}; fingerprint {', '.join(fps)}); "
+               "not comparable with the paper, published rows not shown")
     else:
-        sha = ", ".join(str(f.get("sha256"))[:12] for f in data.get("files", []))
-        src = f"real data ({data['name']}, sha256 {sha}{'' if data.get('standard') else '; NON-STANDARD files'})"
-    commit = (first["provenance"].get("git") or {}).get("commit") or "unknown"
-    dirty = " (dirty)" if (first["provenance"].get("git") or {}).get("dirty") else ""
-    note = stats.min_seeds_note(min(ns))
+        shas = []
+        for r in results:
+            for f in r["data"].get("files", []):
+                tag = f"{Path(str(f.get('path'))).name} sha256 {str(f.get('sha256'))[:12]}"
+                if tag not in shas:
+                    shas.append(tag)
+        std = all(r["data"].get("standard") for r in results)
+        src = f"real data ({first['data']['name']}; {', '.join(shas)}{'' if std else '; NON-STANDARD files'})"
+    commits = sorted({((r["provenance"].get("git") or {}).get("commit") or "unknown")[:10] for r in results})
+    dirty = " (dirty)" if any((r["provenance"].get("git") or {}).get("dirty") for r in results) else ""
+    rules = sorted({r["selection"]["rule"] for r in results})
+    m = n_comparisons(df) if df is not None else 0
     parts = [
         f"Table {spec.number}: {spec.title}.", f"Data: {src}.",
         f"Cells: test mean ± sample std (ddof=1) over n={'/'.join(map(str, ns))} seeds ({', '.join(map(str, seeds))}); "
-        "Acc/F1 in %, Acc-2/F1 Non0 convention.",
-        f"Selection: {first['selection']['rule']}.",
-        f"Bold: best per column (MAE lower is better). †: Welch's t-test vs '{spec.reference_row}', "
-        "Holm-corrected over the table, p < 0.05.",
-        f"Assumptions: {spec.assumptions}", f"Commit {commit[:10]}{dirty}.",
+        f"{spec.convention}.",
+        f"Selection: {'; '.join(rules)}.",
+        f"Bold: best measured value per column{' (MAE lower is better)' if 'mae' in spec.metrics else ''}.",
+        (f"†: Welch's t-test vs '{spec.reference_row}', Holm-corrected over the {m} comparisons of the table, "
+         "p < 0.05 (permutation, Mann–Whitney and Hedges' g in the CSV)." if m else
+         "No significance tests (a single measured row)."),
     ]
+    if df is not None and (df["kind"] == "published").any():
+        parts.append(f"[published]: copied from the EMOE paper's Table {spec.number}, not measured here; "
+                     "[paper X, Δ Y]: the paper's value for a measured row and our difference.")
+    if spec.pending:
+        parts.append("Not yet measured: " + "; ".join(f"{k} ({v})" for k, v in spec.pending.items()) + ".")
+    parts += [f"Assumptions: {spec.assumptions}", f"Commit {', '.join(commits)}{dirty}."]
+    note = seeds_note(spec, df) if df is not None else stats.min_seeds_note(min(ns))
     if note:
         parts.append(f"Note: {note}.")
     return " ".join(parts)
@@ -272,24 +482,49 @@ def frame_to_markdown(spec, df, collected, source) -> str:
             if bold.loc[idx, col]:
                 shown.loc[idx, col] = f"**{shown.loc[idx, col]}**"
     shown = shown.reset_index()
-    return shown.to_markdown(index=False) + "\n\n" + caption(spec, collected, source) + "\n"
+    return shown.to_markdown(index=False) + "\n\n" + caption(spec, collected, source, df) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "<": r"$<$", ">": r"$>$"}
+_LATEX_UNICODE = {"±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "§": r"\S{}", "α": r"$\alpha$",
+                  "λ": r"$\lambda$", "ε": r"$\varepsilon$", "–": "--", "—": "---", "·": r"$\cdot$",
+                  "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$", "→": r"$\rightarrow$", "’": "'"}
+
+
+def latex_escape(text: str) -> str:
+    """Plain text -> LaTeX (specials escaped, the few non-ASCII symbols the tables use spelled out)."""
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for k, v in _LATEX_UNICODE.items():
+        out = out.replace(k, v)
+    return out
 
 
 def frame_to_latex(spec, df, collected, source) -> str:
+    """booktabs LaTeX through pandas Styler (``textbf:--rwrap;`` bolds whole cells)."""
     cells, bold = display_frame(spec, df, source)
-    tex = cells.map(lambda s: str(s).replace("±", r"$\pm$").replace("†", r"$^\dagger$").replace("Δ", r"$\Delta$"))
-    styler = tex.style.apply(lambda _: bold.map(lambda b: "textbf:--rwrap;" if b else ""), axis=None)
+    tex = cells.map(latex_escape)
+    new_index = pd.MultiIndex.from_tuples([tuple(latex_escape(x) for x in i) for i in tex.index],
+                                          names=tex.index.names)
+    tex.index = new_index
+    tex.columns = [latex_escape(c) for c in tex.columns]
+    mask = pd.DataFrame(bold.to_numpy(), index=tex.index, columns=tex.columns)
+    styler = tex.style.apply(lambda _: mask.map(lambda b: "textbf:--rwrap;" if b else ""), axis=None)
     label = f"tab:table{spec.number}-{source}"
-    cap = caption(spec, collected, source).replace("%", r"\%").replace("_", r"\_").replace("±", r"$\pm$")
-    cap = cap.replace("†", r"$^\dagger$").replace("§", r"\S")
-    return styler.to_latex(hrules=True, caption=cap, label=label, column_format="ll" + "r" * len(cells.columns))
+    cap = latex_escape(caption(spec, collected, source, df))
+    return styler.to_latex(hrules=True, caption=cap, label=label, sparse_index=False,
+                           column_format="ll" + "r" * len(cells.columns))
+
+
+def csv_frame(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["values"]).assign(values=df["values"].map(lambda v: ";".join(f"{x:.6f}" for x in v)))
 
 
 def render(spec: TableSpec, df: pd.DataFrame, collected: dict, source: str, outdir: Path) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     stem = outdir / f"table{spec.number}-{source}"
-    csv = df.drop(columns=["values"]).assign(values=df["values"].map(lambda v: ";".join(f"{x:.6f}" for x in v)))
-    csv.to_csv(stem.with_suffix(".csv"), index=False)
+    csv_frame(df).to_csv(stem.with_suffix(".csv"), index=False)
     stem.with_suffix(".md").write_text(frame_to_markdown(spec, df, collected, source))
     stem.with_suffix(".tex").write_text(frame_to_latex(spec, df, collected, source))
     return [stem.with_suffix(s) for s in (".md", ".csv", ".tex")]

@@ -1,4 +1,4 @@
-"""``bench run --table N`` and ``bench ls tables`` (the table registry lives in bench/tables.py)."""
+"""``bench run --table N`` and ``bench ls tables`` (registries: bench/tables.py, bench/figures.py)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from bench.errors import UserError
 
 
 def list_tables() -> None:
+    from bench.figures import figures
     from bench.tables import TABLES
 
     for t in TABLES.values():
         print(f"table {t.number}: {t.title}")
+    for f in figures().values():
+        print(f"figure {f.number}: {f.title}  (python -m bench figure {f.number})")
 
 
 def run_table(args) -> int:

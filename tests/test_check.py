@@ -11,7 +11,7 @@ from bench.check import CheckOptions, check_published, check_reference, gate_exi
 from bench.cli import main
 from bench.config import RunSpec
 from bench.errors import UserError
-from bench.published import PAPER_METRIC_TO_OURS, lookup
+from bench.published import lookup
 from bench.registry import get_method
 from bench.runner import resolve_hparams
 from bench.tables import TABLES, plan
@@ -19,23 +19,25 @@ from bench.tables import TABLES, plan
 SPEC = TABLES[4]
 
 
-def write_fixture(out, source, values, standard=True, skip_rows=(), seeds=(1111, 1112, 1113)):
+def write_fixture(out, source, values, standard=True, skip_rows=(), seeds=(1111, 1112, 1113), spec=SPEC):
     """values(row_label, metric, seed_index) -> fraction; writes finished runs like the runner does."""
-    for p in plan(SPEC, source, "compact"):
-        if p.row.label in skip_rows:
+    from bench.tables import metric_key
+
+    for p in plan(spec, source, "compact"):
+        if p.row.label in skip_rows or not p.row.method:
             continue
-        hp = resolve_hparams(get_method(p.row.method), SPEC.family, p.setting, p.overrides)
+        hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides)
         cfg = json.loads(json.dumps(dataclasses.asdict(hp), default=str))
-        spec = RunSpec(p.row.method, p.dataset, p.setting, cfg, "fp")
+        run_spec = RunSpec(p.row.method, p.dataset, p.setting, cfg, "fp")
         for i, seed in enumerate(seeds):
-            test = {PAPER_METRIC_TO_OURS[m]: values(p.row, m, i) for m in SPEC.metrics}
+            test = {metric_key(spec, m): values(p.row, m, i) for m in spec.metrics}
             result = {"method": p.row.method, "dataset": p.dataset, "setting": p.setting, "seed": seed,
-                      "config_hash": spec.config_hash, "config": cfg, "test": test, "valid": {},
+                      "config_hash": run_spec.config_hash, "config": cfg, "test": test, "valid": {},
                       "data": {"name": p.dataset, "source": source, "standard": standard, "fingerprint": "fp" * 8,
                                "files": [{"path": "MOSI/Processed/aligned_50.pkl"}]},
                       "provenance": {"git": {"commit": "abc123"}, "exec_mode": "loop"},
                       "selection": {"rule": "best valid"}}
-            store.write_run(store.run_dir(out, spec, seed), result)
+            store.write_run(store.run_dir(out, run_spec, seed), result)
 
 
 def published_plus(delta_points, spread=0.002):
@@ -126,3 +128,17 @@ def test_cli_exit_codes_and_report(tmp_path, capsys):
     report = (tmp_path / "report.md").read_text()
     assert "## Table 4" in report and "against the published numbers" in report
     assert "commits abc123" in report and "reproduced 16" in report
+
+
+def test_table3_uses_macro_f1_not_non0(tmp_path):
+    spec = TABLES[3]
+
+    def values(row, metric, i):
+        return lookup("T3", "EMOE", "-", metric) + 0.001 * (i - 1)
+
+    write_fixture(tmp_path, "real", values, spec=spec)
+    df = check_published(spec, tmp_path, CheckOptions())
+    emoe = df[df["row"] == "EMOE"]
+    assert set(emoe["metric"]) == {"acc", "f1", "precision", "recall"}
+    assert set(emoe["verdict"]) == {"reproduced"}
+    assert emoe[emoe["metric"] == "f1"]["reference"].iloc[0] == pytest.approx(lookup("T3", "EMOE", "-", "f1"))
