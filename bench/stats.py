@@ -95,9 +95,10 @@ def _mean_diff(x, y, axis=-1):
 def permutation_p(a, b, alternative: str = "two-sided", n_resamples: int | None = None, seed: int = 0) -> float:
     """Independent-samples permutation test on the difference of means (``scipy.stats.permutation_test``,
     ``permutation_type="independent"``). Exact (every relabelling) when C(n+m, n) ≤ 20 000 unless
-    ``n_resamples`` is given; NaN when either side is empty or the pooled values are all equal."""
+    ``n_resamples`` is given; NaN when either side has fewer than 2 values (scipy needs 2) or the pooled
+    values are all equal."""
     a, b = _clean(a), _clean(b)
-    if len(a) < 1 or len(b) < 1 or np.ptp(np.concatenate([a, b])) == 0:
+    if len(a) < 2 or len(b) < 2 or np.ptp(np.concatenate([a, b])) == 0:
         return math.nan
     if n_resamples is None:
         n_resamples = np.inf if math.comb(len(a) + len(b), len(a)) <= EXACT_PERMUTATION_LIMIT \

@@ -95,3 +95,15 @@ def test_aso_optional():
     worse = [0.80, 0.81, 0.82, 0.83, 0.84]
     assert stats.aso(better, worse, num_bootstrap_iterations=100) < 0.2
     assert stats.aso(worse, better, num_bootstrap_iterations=100) > 0.8
+
+
+def test_single_seed_groups_give_nan_not_errors():
+    """A one-seed table (the CI gate reruns seed 1111 only) must render: every test returns NaN."""
+    import math
+
+    from bench.stats import compare
+
+    r = compare([0.5], [0.4])
+    assert math.isnan(r["p_welch"]) and math.isnan(r["p_perm"])
+    r2 = compare([0.5, 0.52], [0.4])
+    assert math.isnan(r2["p_perm"]) and math.isnan(r2["p_welch"])
