@@ -7,6 +7,7 @@ interrupted leaves only a ``.tmp-*`` directory, which is ignored and cleaned up 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -17,6 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; single-writer use is still atomic
+    fcntl = None
 
 from bench.config import RunSpec
 from bench.metrics import HIGHER_IS_BETTER
@@ -66,20 +72,44 @@ def write_json_atomic(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def _locked(path: Path):
+    """Exclusive advisory lock on ``path`` (created if missing); a no-op without fcntl (Windows)."""
+    if fcntl is None:
+        yield
+        return
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def write_run(final: Path, result: dict, outputs: dict[str, np.ndarray] | None = None) -> Path:
-    """Write result.json (+ preds.npz) and the done marker into a temp dir, then rename into place."""
+    """Write result.json (+ preds.npz) and the done marker into a temp dir, then rename into place.
+
+    Writers of the same run serialise on ``.<name>.lock`` (two workers may finish the same run), so a
+    temp dir seen under the lock is a crashed writer's and can go; the previous directory is renamed
+    aside before the new one is renamed in, so a reader never sees a half-deleted run.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    write_json_atomic(tmp / "result.json", result)
-    if outputs:
-        np.savez_compressed(tmp / "preds.npz", **outputs)
-    (tmp / "done").write_text("ok\n")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with _locked(final.parent / f".{final.name}.lock"):
+        for stale in final.parent.glob(f".{final.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+        write_json_atomic(tmp / "result.json", result)
+        if outputs:
+            np.savez_compressed(tmp / "preds.npz", **outputs)
+        (tmp / "done").write_text("ok\n")
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.tmp-old-{os.getpid()}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 

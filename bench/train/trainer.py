@@ -75,7 +75,7 @@ def evaluate(model: Method, split: Split, batch_size: int, val_loss_mode: str = 
         metrics["loss"] = round(float(np.mean(batch_means)), 4)
     else:
         metrics["loss"] = losses_sum / len(split)
-    outputs = {"pred": p_np, "label": labels.numpy()}
+    outputs = {"pred": p_np, "label": labels.numpy().copy()}  # a copy: never alias the dataset tensor
     for k, v in extras.items():
         if v:
             outputs[k] = torch.cat(v).numpy()

@@ -1,0 +1,94 @@
+"""Run jobs as Ray tasks: one task per (method, dataset, setting, seed group).
+
+``ray.init(address=...)`` joins an existing cluster when an address is given (or ``RAY_ADDRESS`` is
+set), else starts a local instance (``num_cpus`` caps it). Each task asks for ``cpus_per_task`` CPUs
+and, when the cluster has GPUs, ``gpus_per_task`` GPUs (default 1; fractions pack several tasks on a
+GPU); Ray then sets ``CUDA_VISIBLE_DEVICES`` and the run's ``--device auto`` picks that GPU. Every
+task writes into the same results store (a shared filesystem on a multi-node cluster): finished
+runs are skipped, and each run directory is renamed into place complete. Install: ``pip install
+'emoe-bench[dist]'``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+
+from bench.errors import UserError
+from bench.executors import Job, JobResult, dedupe_jobs, finish, run_job
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install 'emoe-bench[dist]' (or pip install ray)") from None
+    return ray
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None,
+                 gpus_per_task: float | None = None, cpus_per_task: float = 1, shutdown: bool | None = None,
+                 init_kwargs: dict | None = None):
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.num_cpus = num_cpus
+        self.gpus_per_task = gpus_per_task
+        self.cpus_per_task = cpus_per_task
+        self.shutdown = shutdown  # None: shut down only an instance this executor started
+        self.init_kwargs = dict(init_kwargs or {})
+
+    def _init(self, ray) -> bool:
+        if ray.is_initialized():
+            return False
+        kw = {"include_dashboard": False, "log_to_driver": True, **self.init_kwargs}
+        if self.address:
+            ray.init(address=self.address, **kw)
+        else:
+            ray.init(num_cpus=self.num_cpus, **kw)
+        return True
+
+    def task_resources(self, ray) -> dict:
+        gpus = self.gpus_per_task
+        if gpus is None:
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+        return {"num_cpus": self.cpus_per_task, "num_gpus": gpus}
+
+    def run(self, jobs: Sequence[Job], log: Callable[[str], None] = print,
+            raise_on_error: bool = True) -> list[JobResult]:
+        ray = _import_ray()
+        jobs = [j.resolved() for j in dedupe_jobs(jobs)]
+        if not jobs:
+            return []
+        started = self._init(ray)
+        try:
+            res = self.task_resources(ray)
+            if not res["num_gpus"] and self.cpus_per_task and not any(j.threads for j in jobs):
+                import dataclasses
+
+                jobs = [dataclasses.replace(j, threads=max(1, int(self.cpus_per_task))) for j in jobs]
+            task = ray.remote(max_retries=0, **res)(run_job)
+            refs = {task.remote(job): i for i, job in enumerate(jobs)}
+            log(f"ray: {len(jobs)} task(s), {res['num_cpus']} CPU / {res['num_gpus']} GPU each, "
+                f"cluster {ray.cluster_resources()}")
+            results: list[JobResult | None] = [None] * len(jobs)
+            pending = list(refs)
+            done_n = 0
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for ref in ready:
+                    i = refs[ref]
+                    try:
+                        results[i] = ray.get(ref)
+                    except Exception as e:  # noqa: BLE001 - the task's worker died
+                        results[i] = JobResult(jobs[i].key, error=f"ray task failed: {type(e).__name__}: {e}")
+                    done_n += 1
+                    r = results[i]
+                    status = f"{len(r.runs)} run(s), {r.seconds:.1f}s ({r.worker})" if r.ok else \
+                        f"FAILED {r.error.splitlines()[0]}"
+                    log(f"[{done_n}/{len(jobs)}] {r.key}: {status}")
+        finally:
+            if self.shutdown or (self.shutdown is None and started):
+                ray.shutdown()
+        return finish(results, raise_on_error)
