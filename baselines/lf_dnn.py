@@ -73,8 +73,33 @@ def _time_mean(x: torch.Tensor, lengths: torch.Tensor | None, mode: str) -> torc
     return x.mean(dim=1)
 
 
+class LateFusionEncoders(Method):
+    """The unimodal encoders shared by LF-DNN, TFN and LMF (MMSA's SubNet/TextSubNet pair): time-averaged
+    audio/vision through :class:`_SubNet`, text through a one-layer LSTM whose last state is projected."""
+
+    def _build_encoders(self, hp, info: DataInfo, text_out: int) -> int:
+        """Create the encoders (names fixed: they key checkpoints and parameter groups); return out_dim."""
+        if not info.has_text_features:
+            raise UserError(f"{self.name} needs precomputed text features (the pickle's 'text' array); "
+                            "this dataset has only BERT token ids")
+        self.audio_subnet = _SubNet(info.dims["audio"], hp.hidden_audio, hp.dropout_audio)
+        self.vision_subnet = _SubNet(info.dims["vision"], hp.hidden_vision, hp.dropout_vision)
+        self.text_lstm = nn.LSTM(info.dims["text"], hp.hidden_text, num_layers=1, batch_first=True)
+        self.text_drop = nn.Dropout(0.0 if hp.text_dropout_mode == "mmsa" else hp.dropout_text)
+        self.text_proj = nn.Linear(hp.hidden_text, text_out)
+        return info.num_classes if info.task == "classification" else 1
+
+    def _encode(self, batch: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(h_audio, h_vision, h_text)."""
+        hp = self.hp
+        h_a = self.audio_subnet(_time_mean(batch.audio, batch.audio_lengths, hp.time_average))
+        h_v = self.vision_subnet(_time_mean(batch.vision, batch.vision_lengths, hp.time_average))
+        _, (h_n, _) = self.text_lstm(batch.text)
+        return h_a, h_v, self.text_proj(self.text_drop(h_n[-1]))
+
+
 @register_method("lf_dnn")
-class LFDNN(Method):
+class LFDNN(LateFusionEncoders):
     HParams = LFDNNHParams
     description = "Late-fusion DNN (MMSA): time-averaged audio/vision MLPs + text LSTM, fused by an MLP"
 
@@ -89,15 +114,7 @@ class LFDNN(Method):
 
     def __init__(self, hp: LFDNNHParams, info: DataInfo):
         super().__init__(hp, info)
-        if not info.has_text_features:
-            raise UserError("lf_dnn needs precomputed text features (the pickle's 'text' array); "
-                            "this dataset has only BERT token ids")
-        out_dim = info.num_classes if info.task == "classification" else 1
-        self.audio_subnet = _SubNet(info.dims["audio"], hp.hidden_audio, hp.dropout_audio)
-        self.vision_subnet = _SubNet(info.dims["vision"], hp.hidden_vision, hp.dropout_vision)
-        self.text_lstm = nn.LSTM(info.dims["text"], hp.hidden_text, num_layers=1, batch_first=True)
-        self.text_drop = nn.Dropout(0.0 if hp.text_dropout_mode == "mmsa" else hp.dropout_text)
-        self.text_proj = nn.Linear(hp.hidden_text, hp.text_out)
+        out_dim = self._build_encoders(hp, info, hp.text_out)
         fused = hp.text_out + hp.hidden_audio + hp.hidden_vision
         self.post_fusion = nn.Sequential(
             nn.Dropout(hp.dropout_post),
@@ -107,13 +124,7 @@ class LFDNN(Method):
         )
 
     def forward(self, batch: Split) -> dict[str, torch.Tensor]:
-        hp = self.hp
-        audio = _time_mean(batch.audio, batch.audio_lengths, hp.time_average)
-        vision = _time_mean(batch.vision, batch.vision_lengths, hp.time_average)
-        h_a = self.audio_subnet(audio)
-        h_v = self.vision_subnet(vision)
-        _, (h_n, _) = self.text_lstm(batch.text)
-        h_t = self.text_proj(self.text_drop(h_n[-1]))
+        h_a, h_v, h_t = self._encode(batch)
         fused = torch.cat([h_a, h_v, h_t], dim=-1)  # MMSA's order: audio, video, text
         out = self.post_fusion(fused)
         pred = out if self.info.task == "classification" else out.squeeze(-1)

@@ -28,10 +28,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from baselines.lf_dnn import _SubNet, _time_mean
+from baselines.lf_dnn import LateFusionEncoders
 from bench.data.tensors import DataInfo, Split
-from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import TrainHParams
 from bench.registry import register_method
 
 
@@ -78,7 +77,7 @@ def low_rank_fusion(hs: list[torch.Tensor], factors: list[torch.Tensor], weights
 
 
 @register_method("lmf")
-class LMF(Method):
+class LMF(LateFusionEncoders):
     HParams = LMFHParams
     default_setting = "unaligned"  # MMSA's need_data_aligned=false
     description = "Low-rank Multimodal Fusion (MMSA): rank-r modality factors over [1;h] vectors"
@@ -96,16 +95,8 @@ class LMF(Method):
 
     def __init__(self, hp: LMFHParams, info: DataInfo):
         super().__init__(hp, info)
-        if not info.has_text_features:
-            raise UserError("lmf needs precomputed text features (the pickle's 'text' array); "
-                            "this dataset has only BERT token ids")
-        out_dim = info.num_classes if info.task == "classification" else 1
         text_out = hp.hidden_text // 2
-        self.audio_subnet = _SubNet(info.dims["audio"], hp.hidden_audio, hp.dropout_audio)
-        self.vision_subnet = _SubNet(info.dims["vision"], hp.hidden_vision, hp.dropout_vision)
-        self.text_lstm = nn.LSTM(info.dims["text"], hp.hidden_text, num_layers=1, batch_first=True)
-        self.text_drop = nn.Dropout(0.0 if hp.text_dropout_mode == "mmsa" else hp.dropout_text)
-        self.text_proj = nn.Linear(hp.hidden_text, text_out)
+        out_dim = self._build_encoders(hp, info, text_out)
         self.audio_factor = nn.Parameter(torch.empty(hp.rank, hp.hidden_audio + 1, out_dim))
         self.video_factor = nn.Parameter(torch.empty(hp.rank, hp.hidden_vision + 1, out_dim))
         self.text_factor = nn.Parameter(torch.empty(hp.rank, text_out + 1, out_dim))
@@ -126,11 +117,7 @@ class LMF(Method):
                 {"params": rest, "lr": hp.learning_rate, "weight_decay": hp.weight_decay}]
 
     def forward(self, batch: Split) -> dict[str, torch.Tensor]:
-        hp = self.hp
-        h_a = self.audio_subnet(_time_mean(batch.audio, batch.audio_lengths, hp.time_average))
-        h_v = self.vision_subnet(_time_mean(batch.vision, batch.vision_lengths, hp.time_average))
-        _, (h_n, _) = self.text_lstm(batch.text)
-        h_t = self.text_proj(self.text_drop(h_n[-1]))
+        h_a, h_v, h_t = self._encode(batch)
         out, prod = low_rank_fusion([h_a, h_v, h_t], [self.audio_factor, self.video_factor, self.text_factor],
                                     self.fusion_weights, self.fusion_bias)
         pred = out if self.info.task == "classification" else out.squeeze(-1)

@@ -24,10 +24,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from baselines.lf_dnn import _SubNet, _time_mean
+from baselines.lf_dnn import LateFusionEncoders
 from bench.data.tensors import DataInfo, Split
-from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import TrainHParams
 from bench.registry import register_method
 
 
@@ -73,7 +72,7 @@ def tensor_fusion(h_a: torch.Tensor, h_v: torch.Tensor, h_t: torch.Tensor) -> to
 
 
 @register_method("tfn")
-class TFN(Method):
+class TFN(LateFusionEncoders):
     HParams = TFNHParams
     default_setting = "unaligned"  # MMSA's need_data_aligned=false
     description = "Tensor Fusion Network (MMSA): outer product of [1;h] modality vectors + post-fusion MLP"
@@ -89,15 +88,7 @@ class TFN(Method):
 
     def __init__(self, hp: TFNHParams, info: DataInfo):
         super().__init__(hp, info)
-        if not info.has_text_features:
-            raise UserError("tfn needs precomputed text features (the pickle's 'text' array); "
-                            "this dataset has only BERT token ids")
-        out_dim = info.num_classes if info.task == "classification" else 1
-        self.audio_subnet = _SubNet(info.dims["audio"], hp.hidden_audio, hp.dropout_audio)
-        self.vision_subnet = _SubNet(info.dims["vision"], hp.hidden_vision, hp.dropout_vision)
-        self.text_lstm = nn.LSTM(info.dims["text"], hp.hidden_text, num_layers=1, batch_first=True)
-        self.text_drop = nn.Dropout(0.0 if hp.text_dropout_mode == "mmsa" else hp.dropout_text)
-        self.text_proj = nn.Linear(hp.hidden_text, hp.text_out)
+        out_dim = self._build_encoders(hp, info, hp.text_out)
         fused = (hp.hidden_audio + 1) * (hp.hidden_vision + 1) * (hp.text_out + 1)
         self.post_fusion = nn.Sequential(
             nn.Dropout(hp.dropout_post),
@@ -108,10 +99,7 @@ class TFN(Method):
 
     def forward(self, batch: Split) -> dict[str, torch.Tensor]:
         hp = self.hp
-        h_a = self.audio_subnet(_time_mean(batch.audio, batch.audio_lengths, hp.time_average))
-        h_v = self.vision_subnet(_time_mean(batch.vision, batch.vision_lengths, hp.time_average))
-        _, (h_n, _) = self.text_lstm(batch.text)
-        h_t = self.text_proj(self.text_drop(h_n[-1]))
+        h_a, h_v, h_t = self._encode(batch)
         fused = tensor_fusion(h_a, h_v, h_t)
         out = self.post_fusion(fused)
         if self.info.task == "classification":
