@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch intra-op CPU threads (default: torch's choice; results can differ in the last "
                         "bits between thread counts, and the count is recorded)")
     _add_data_args(r)
+    from bench.dispatch import add_execution_args
+
+    add_execution_args(r)
 
     ls = sub.add_parser("ls", help="list methods, datasets or tables")
     ls.add_argument("what", choices=("methods", "datasets", "tables"))
@@ -145,18 +149,24 @@ def cmd_run(args) -> int:
         return run_table(args)
     if not args.method or not args.dataset:
         raise UserError("run needs --method and --dataset (or --table N); see: bench ls methods, bench ls datasets")
+    from bench import dispatch
     from bench.runner import RunRequest, load_bundle, run
 
     data_root = resolve_data_root(args.data_root)
     req = RunRequest(method=args.method, dataset=args.dataset, setting=args.setting,
                      seeds=parse_seeds(args.seeds), overrides=parse_sets(args.sets), epochs=args.epochs,
                      data_root=str(data_root) if data_root else None, out=args.out, device=args.device,
-                     force=args.force, profile=args.profile, clean_nan=args.clean_nan, data_seed=args.data_seed)
+                     force=args.force, profile=args.profile, clean_nan=args.clean_nan, data_seed=args.data_seed,
+                     **dispatch.request_fields(args))
     from bench.registry import get_method
 
     get_method(req.method)  # fail fast on an unknown name, before loading data
     bundle = load_bundle(req)
     _print_data_banner(bundle)
+    req = dataclasses.replace(req, setting=bundle.setting)
+    if dispatch.wants_executor(args):
+        dispatch.run_elsewhere([req], args)
+        req = dataclasses.replace(req, force=False)  # the executor trained them: read them back
     records = run(req, bundle=bundle, progress=False if args.quiet else None)
     _print_summary(records)
     return 0

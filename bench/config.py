@@ -89,9 +89,15 @@ class RunSpec:
     setting: str
     hparams: dict
     data_fingerprint: str
+    # Execution options that change the numbers (e.g. {"amp": "bf16"}); empty for the default float32
+    # path and then left out of the hash, so results of earlier versions keep their hash.
+    numerics: dict = dataclasses.field(default_factory=dict)
 
     def canonical(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        d = dataclasses.asdict(self)
+        if not d["numerics"]:
+            d.pop("numerics")
+        return json.dumps(d, sort_keys=True, default=str)
 
     @property
     def config_hash(self) -> str:

@@ -448,6 +448,9 @@ def add_figure_parser(sub, add_data_args) -> None:
     f.add_argument("--quiet", action="store_true", help="no progress bars")
     f.add_argument("--threads", type=int, default=None, help="torch intra-op CPU threads")
     add_data_args(f)
+    from bench.dispatch import add_execution_args
+
+    add_execution_args(f)
     f.set_defaults(func=cmd_figure)
 
 

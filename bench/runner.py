@@ -6,6 +6,7 @@ mechanism for interrupted multi-seed jobs and for tables that share runs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -68,6 +69,19 @@ class RunRequest:
     profile: str = "compact"
     clean_nan: bool = False
     data_seed: int = 0
+    # How the missing seeds are trained (bench/train/multiseed.py; docs/performance.md): "loop" (the
+    # reference), "vmap" (one ensemble), "procs" (one process per seed, ``workers`` at a time).
+    exec_mode: str = "loop"
+    amp: str = "off"  # "bf16": autocast forward + loss (changes the numbers: part of the config hash)
+    compile: bool = False  # torch.compile the forward / the vmapped step (recorded)
+    workers: int = 0  # procs: concurrent processes (0 = one per seed)
+
+    def exec_options(self):
+        from bench.train.multiseed import ExecOptions
+
+        opts = ExecOptions(self.exec_mode, self.amp, bool(self.compile), int(self.workers))
+        opts.validate()
+        return opts
 
 
 @dataclass
@@ -105,59 +119,106 @@ def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str
         progress: bool | None = None, method_cls=None) -> list[RunRecord]:
     """Train every seed of ``req`` that has no finished result; return all seeds' results.
 
-    ``method_cls`` bypasses the registry (tests pass their own toy models this way).
+    ``method_cls`` bypasses the registry (tests pass their own toy models this way). The missing
+    seeds are trained with ``req.exec_mode``; each result records how (``provenance.execution``).
     """
-    from tqdm.auto import tqdm
-
     method_cls = method_cls or get_method(req.method)
+    opts = req.exec_options()
     device = resolve_device(req.device)
     if bundle is None:
         bundle = load_bundle(req)
     hp = resolve_hparams(method_cls, bundle.family, bundle.setting, req.overrides, req.epochs)
-    hp_dict = dataclasses.asdict(hp)
-    spec = RunSpec(method=req.method, dataset=bundle.name, setting=bundle.setting, hparams=hp_dict,
-                   data_fingerprint=bundle.fingerprint)
+    spec = RunSpec(method=req.method, dataset=bundle.name, setting=bundle.setting, hparams=dataclasses.asdict(hp),
+                   data_fingerprint=bundle.fingerprint, numerics={"amp": opts.amp} if opts.amp != "off" else {})
     out = Path(req.out)
     store.write_json_atomic(store.config_dir(out, spec) / "config.json",
                             {"spec": dataclasses.asdict(spec), "config_hash": spec.config_hash})
-    records = []
+    label = f"{req.method} {bundle.name}-{bundle.setting}"
+    records: dict[int, RunRecord] = {}
+    todo = []
     for seed in req.seeds:
         path = store.run_dir(out, spec, seed)
         if store.is_done(path) and not req.force:
-            records.append(RunRecord(seed, path, store.read_result(path), reused=True))
-            log(f"[{req.method} {bundle.name}-{bundle.setting} seed {seed}] finished run reused: {path}")
-            continue
-        bar = tqdm(desc=f"{req.method} {bundle.name}-{bundle.setting} seed {seed}", unit="epoch",
-                   total=hp.max_epochs or None, disable=(None if progress is None else not progress),
-                   leave=False)
+            records[seed] = RunRecord(seed, path, store.read_result(path), reused=True)
+            log(f"[{label} seed {seed}] finished run reused: {path}")
+        else:
+            todo.append(seed)
+    if opts.exec_mode == "loop" or len(todo) <= 1 and opts.exec_mode == "procs":
+        for seed in todo:  # one at a time, each stored as soon as it finishes
+            t0 = time.perf_counter()
+            outcome = _train_one(method_cls, hp, bundle, seed, device, opts, label, progress)
+            records[seed] = _store(req, bundle, spec, hp, seed, outcome, device, opts, [seed],
+                                   time.perf_counter() - t0, log)
+    elif todo:
+        from bench.train.multiseed import train_many
 
-        def on_epoch(row, bar=bar):
-            bar.update(1)
-            bar.set_postfix(val_loss=f"{row['valid']['loss']:.4f}", best="*" if row["improved"] else "")
-
+        log(f"[{label}] training seeds {', '.join(map(str, todo))} together (--exec {opts.exec_mode})")
         t0 = time.perf_counter()
-        try:
-            outcome = train(method_cls, hp, bundle, seed, device=device, on_epoch=on_epoch)
-        finally:
-            bar.close()
+        with _amp_errors(opts, label, device):
+            outcomes = train_many(method_cls, hp, bundle, todo, device, opts.exec_mode, amp=opts.amp,
+                                  compile=opts.compile, workers=opts.workers)
         wall = time.perf_counter() - t0
-        result = {
-            "schema": store.RESULT_SCHEMA,
-            "method": req.method, "dataset": bundle.name, "setting": bundle.setting, "seed": seed,
-            "config_hash": spec.config_hash, "config": hp_dict,
-            "data": data_record(bundle, req.profile, req.data_seed),
-            "selection": {"rule": SELECTION_RULE, "select_on": hp.select_on, "best_epoch": outcome.best_epoch,
-                          "epochs_run": outcome.epochs_run, "stopped": outcome.stopped,
-                          "optimizer_steps": outcome.n_optimizer_steps},
-            "valid": outcome.valid, "test": outcome.test, "history": outcome.history,
-            "model": {"n_parameters": outcome.n_parameters, **outcome.model_record},
-            "provenance": {**provenance.collect(device, exec_mode="loop"), "wall_time_s": wall, "seed": seed},
-        }
-        store.write_run(path, result, outcome.test_outputs)
-        records.append(RunRecord(seed, path, result, reused=False))
-        log(f"[{req.method} {bundle.name}-{bundle.setting} seed {seed}] {format_line(result)} "
-            f"({outcome.epochs_run} epochs, best {outcome.best_epoch}, {wall:.1f}s) -> {path}")
-    return records
+        for seed, outcome in zip(todo, outcomes, strict=True):
+            records[seed] = _store(req, bundle, spec, hp, seed, outcome, device, opts, todo, wall, log)
+    return [records[s] for s in req.seeds]
+
+
+def _train_one(method_cls, hp, bundle, seed, device, opts, label, progress):
+    from tqdm.auto import tqdm
+
+    from bench.train.multiseed import accelerated
+
+    bar = tqdm(desc=f"{label} seed {seed}", unit="epoch", total=hp.max_epochs or None,
+               disable=(None if progress is None else not progress), leave=False)
+
+    def on_epoch(row):
+        bar.update(1)
+        bar.set_postfix(val_loss=f"{row['valid']['loss']:.4f}", best="*" if row["improved"] else "")
+
+    try:
+        with _amp_errors(opts, label, device):
+            return train(accelerated(method_cls, opts.amp, opts.compile), hp, bundle, seed, device=device,
+                         on_epoch=on_epoch)
+    finally:
+        bar.close()
+
+
+@contextlib.contextmanager
+def _amp_errors(opts, label: str, device: str):
+    """A kernel without a bf16 version (e.g. oneDNN's CPU LSTM) becomes a one-line user error."""
+    try:
+        yield
+    except RuntimeError as e:
+        if opts.amp == "off":
+            raise
+        first = str(e).strip().splitlines()[0].rstrip(".") if str(e).strip() else type(e).__name__
+        raise UserError(f"--amp {opts.amp} failed for {label} on {device}: {first}. "
+                        "Run it without --amp (float32)") from e
+
+
+def _store(req, bundle, spec, hp, seed, outcome, device, opts, group, wall, log) -> RunRecord:
+    """Write one finished seed (atomically, ``done`` last) and log its line."""
+    from bench.train.multiseed import exec_record
+
+    execution = exec_record(opts, group)
+    result = {
+        "schema": store.RESULT_SCHEMA,
+        "method": req.method, "dataset": bundle.name, "setting": bundle.setting, "seed": seed,
+        "config_hash": spec.config_hash, "config": spec.hparams,
+        "data": data_record(bundle, req.profile, req.data_seed),
+        "selection": {"rule": SELECTION_RULE, "select_on": hp.select_on, "best_epoch": outcome.best_epoch,
+                      "epochs_run": outcome.epochs_run, "stopped": outcome.stopped,
+                      "optimizer_steps": outcome.n_optimizer_steps},
+        "valid": outcome.valid, "test": outcome.test, "history": outcome.history,
+        "model": {"n_parameters": outcome.n_parameters, **outcome.model_record},
+        "provenance": {**provenance.collect(device, exec_mode=opts.exec_mode), "execution": execution,
+                       "wall_time_s": wall, "wall_time_shared_by": len(group), "seed": seed},
+    }
+    path = store.run_dir(Path(req.out), spec, seed)
+    store.write_run(path, result, outcome.test_outputs)
+    log(f"[{req.method} {bundle.name}-{bundle.setting} seed {seed}] {format_line(result)} "
+        f"({outcome.epochs_run} epochs, best {outcome.best_epoch}, {wall:.1f}s) -> {path}")
+    return RunRecord(seed, path, result, reused=False)
 
 
 def format_line(result: dict) -> str:

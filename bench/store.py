@@ -14,10 +14,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from scipy import stats
 
 try:
     import fcntl
@@ -26,6 +25,9 @@ except ImportError:  # Windows: no advisory locks; single-writer use is still at
 
 from bench.config import RunSpec
 from bench.metrics import HIGHER_IS_BETTER
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESULT_SCHEMA = "emoe-bench/result/v1"
 
@@ -138,6 +140,8 @@ def incomplete_runs(out: Path) -> list[Path]:
 
 def to_long(out: Path) -> pd.DataFrame:
     """Tidy long format: one row per (run, split, metric)."""
+    import pandas as pd  # imported here: training workers write runs and need neither pandas nor scipy
+
     rows = []
     for path, r in iter_results(out):
         for split in ("valid", "test"):
@@ -159,6 +163,9 @@ def to_long(out: Path) -> pd.DataFrame:
 
 def summarize(long: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Mean, sample std (ddof=1), n and a t-interval per (method, dataset, setting, config, split, metric)."""
+    import pandas as pd
+    from scipy import stats
+
     keys = ["method", "dataset", "setting", "config_hash", "split", "metric"]
     rows = []
     for key, g in long.dropna(subset=["value"]).groupby(keys, sort=True):

@@ -8,6 +8,7 @@ docs/tables.md describes every table, the statistics and the rendering.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,15 +259,21 @@ def data_source(args) -> tuple[str, object]:
 def execute(planned: list[PlannedRun], args, seeds: list[int], data_root=None) -> tuple[list, dict]:
     """Run every missing seed of every planned run (finished runs are reused); data are loaded once per
     (dataset, setting). Returns ([(planned run, [RunRecord])] in plan order, {(dataset, setting): bundle})."""
+    from bench import dispatch
     from bench.cli import _print_data_banner
     from bench.runner import RunRequest, load_bundle, run
 
+    fields = dispatch.request_fields(args)
+    requests = [RunRequest(method=p.row.method, dataset=p.dataset, setting=p.setting, seeds=seeds,
+                           overrides=p.overrides, epochs=args.epochs,
+                           data_root=str(data_root) if data_root else None, out=args.out, device=args.device,
+                           force=args.force, profile=args.profile, clean_nan=args.clean_nan,
+                           data_seed=args.data_seed, **fields) for p in planned]
+    if requests and dispatch.wants_executor(args):
+        dispatch.run_elsewhere(requests, args)
+        requests = [dataclasses.replace(r, force=False) for r in requests]  # now finished: read them back
     bundles, out = {}, []
-    for p in planned:
-        req = RunRequest(method=p.row.method, dataset=p.dataset, setting=p.setting, seeds=seeds,
-                         overrides=p.overrides, epochs=args.epochs, data_root=str(data_root) if data_root else None,
-                         out=args.out, device=args.device, force=args.force, profile=args.profile,
-                         clean_nan=args.clean_nan, data_seed=args.data_seed)
+    for p, req in zip(planned, requests, strict=True):
         key = (p.dataset, p.setting)
         if key not in bundles:
             bundles[key] = load_bundle(req)

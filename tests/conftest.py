@@ -27,6 +27,16 @@ def _one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance (2 CPUs) for every Ray test of the session: starting Ray takes 5-15 s."""
+    ray = pytest.importorskip("ray", reason="the Ray path needs the 'dist' extra (pip install 'emoe-bench[dist]')")
+    os.environ.pop("RAY_ADDRESS", None)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
 def shared_data(*parts) -> Path:
     """A path under ../shared/data, or skip the test when the reference data is absent."""
     p = SHARED_DATA.joinpath(*parts)

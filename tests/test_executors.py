@@ -148,22 +148,19 @@ def test_two_processes_writing_the_same_run_both_succeed(tmp_path):
 
 # ------------------------------------------------------------------------------------ ray
 @pytest.mark.slow
-def test_ray_executor_local_instance(tmp_path):
-    ray = pytest.importorskip("ray")
+def test_ray_executor_local_instance(tmp_path, ray_local):
+    ray = ray_local
     jobs = [toy_job(tmp_path, [1]), toy_job(tmp_path, [2]), toy_job(tmp_path, [1])]  # a duplicate
-    ex = get_executor("ray", num_cpus=2, shutdown=False,
-                      init_kwargs={"log_to_driver": False, "configure_logging": False})
-    try:
-        lines = []
-        res = ex.run(jobs, log=lines.append)
-        assert [r.ok for r in res] == [True, True], [r.error for r in res]
-        assert ex.task_resources(ray) == {"num_cpus": 1, "num_gpus": 0}
-        paths = [Path(r.runs[0]["path"]) for r in res]
-        assert all(store.is_done(p) for p in paths) and paths[0] != paths[1]
-        assert lines[0].startswith("ray: 2 task(s)")
-        again = ex.run(jobs, log=lambda _m: None)
-        assert all(r.runs[0]["reused"] for r in again)
-    finally:
-        ray.shutdown()
+    ex = get_executor("ray", shutdown=False)
+    lines = []
+    res = ex.run(jobs, log=lines.append)
+    assert [r.ok for r in res] == [True, True], [r.error for r in res]
+    assert ex.task_resources(ray) == {"num_cpus": 1, "num_gpus": 0}
+    paths = [Path(r.runs[0]["path"]) for r in res]
+    assert all(store.is_done(p) for p in paths) and paths[0] != paths[1]
+    assert lines[0].startswith("ray: 2 task(s)")
+    again = ex.run(jobs, log=lambda _m: None)
+    assert all(r.runs[0]["reused"] for r in again)
+    assert ray.is_initialized()  # an instance it did not start is left running
     seq = get_executor("local").run([toy_job(tmp_path / "seq", [1])], log=lambda _m: None)
     assert res[0].runs[0]["test"] == seq[0].runs[0]["test"]
