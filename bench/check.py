@@ -54,7 +54,7 @@ def collect_cells(spec: TableSpec, results_dir: Path, source: str, opts: CheckOp
     for _, r in store.iter_results(results_dir):
         by_key.setdefault((r["method"], r["dataset"], r["setting"]), []).append(r)
     cells = {}
-    for p in plan(spec, source, opts.profile, opts.overrides):
+    for p in plan(spec, source, opts.profile if source == "synthetic" else "full", opts.overrides):
         hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides, opts.epochs)
         want = _canon(json.loads(_canon(dataclasses.asdict(hp))))
         found = [r for r in by_key.get((p.row.method, p.dataset, p.setting), []) if _canon(r["config"]) == want]

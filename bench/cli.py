@@ -27,8 +27,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None,
                    help="root of real data in MMSA/MIntRec layout (default: $BENCH_DATA_ROOT; "
                         "none = synthetic default)")
-    p.add_argument("--profile", choices=("compact", "full"), default="compact",
-                   help="synthetic data size (default compact)")
+    p.add_argument("--profile", choices=("compact", "full"), default=None,
+                   help="synthetic data size, and for tables/figures the model budget: compact (smaller models, "
+                        "20 epochs; the default on synthetic data) or full (the methods' own configurations; the "
+                        "default on real data)")
     p.add_argument("--clean-nan", action="store_true", help="replace NaN/inf in features by 0 instead of failing")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic generator (default 0)")
 
@@ -156,7 +158,8 @@ def cmd_run(args) -> int:
     req = RunRequest(method=args.method, dataset=args.dataset, setting=args.setting,
                      seeds=parse_seeds(args.seeds), overrides=parse_sets(args.sets), epochs=args.epochs,
                      data_root=str(data_root) if data_root else None, out=args.out, device=args.device,
-                     force=args.force, profile=args.profile, clean_nan=args.clean_nan, data_seed=args.data_seed,
+                     force=args.force, profile=args.profile or "compact", clean_nan=args.clean_nan,
+                     data_seed=args.data_seed,
                      **dispatch.request_fields(args))
     from bench.registry import get_method
 
@@ -233,7 +236,7 @@ def cmd_describe(args) -> int:
     if args.dataset.startswith("synthetic-") or data_root is not None:
         from bench.data import load_dataset
 
-        bundle = load_dataset(args.dataset, setting, data_root=data_root, profile=args.profile,
+        bundle = load_dataset(args.dataset, setting, data_root=data_root, profile=args.profile or "compact",
                               clean_nan=args.clean_nan, seed=args.data_seed)
         info = bundle.info()
     else:

@@ -101,8 +101,11 @@ def _fmt_value(v: float) -> str:
     return f"{v:g}"
 
 
-def light(source: str, profile: str) -> bool:
-    return source == "synthetic" and profile == "compact"
+def light(source: str, profile: str | None) -> bool:
+    """The compact budget: the default on synthetic data, on real data only when asked for."""
+    from bench.tables import budget
+
+    return budget(source, profile) == "compact"
 
 
 def plan_figure(spec: FigureSpec, source: str, profile: str, user_sets: dict | None = None,
@@ -131,6 +134,26 @@ def plan_figure(spec: FigureSpec, source: str, profile: str, user_sets: dict | N
                 ov.update(user_sets or {})
                 out.append(PlannedRun(row, setting, dataset_name(fam, source), ov))
     return out
+
+
+def _with_data_files(planned: list, data_root, spec: FigureSpec) -> list:
+    """The planned runs whose data files exist under ``data_root`` (the others are named and skipped)."""
+    from bench.tables import missing_data_files
+
+    keep, skipped = [], set()
+    for p in planned:
+        if missing_data_files(p.dataset, p.setting, data_root):
+            skipped.add(f"{p.dataset} {p.setting}")
+        else:
+            keep.append(p)
+    if not keep:
+        others = [s for s in ("aligned", "unaligned") if not missing_data_files("mosi", s, data_root)]
+        hint = f"; --settings {others[0]} runs it on the {others[0]} file" if others else ""
+        raise UserError(f"figure {spec.number} needs {', '.join(sorted(skipped))} data that {data_root} does not "
+                        f"have{hint}")
+    if skipped:
+        print(f"note: not run (no data file under the data root): {', '.join(sorted(skipped))}")
+    return keep
 
 
 def default_seeds(spec: FigureSpec, source: str, profile: str) -> int:
@@ -440,8 +463,8 @@ def add_figure_parser(sub, add_data_args) -> None:
                                                  "compact synthetic 0.01,0.1,1)")
     f.add_argument("--datasets", default=None, help="comma list of families, e.g. mosi,mosei (fig. 4 default: "
                                                      "mosi,mosei; compact synthetic: mosi)")
-    f.add_argument("--settings", default=None, help="comma list: aligned,unaligned (fig. 4 default both; "
-                                                     "compact synthetic: aligned)")
+    f.add_argument("--settings", default=None, help="comma list: aligned,unaligned (fig. 4 default both, "
+                                                     "figs. 5-6 aligned; compact synthetic: aligned)")
     f.add_argument("--out", default="results", help="results directory (default: results)")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     f.add_argument("--force", action="store_true", help="rerun finished runs")
@@ -482,8 +505,8 @@ def cmd_figure(args) -> int:
     if grid and any(v <= 0 for v in grid):
         raise UserError(f"--grid {args.grid}: values must be positive")
     families, settings = _csv(args.datasets), _csv(args.settings)
-    if spec.kind != "sensitivity" and (grid or families or settings):
-        raise UserError("--grid, --datasets and --settings apply to figure 4 only")
+    if spec.kind != "sensitivity" and (grid or families):
+        raise UserError("--grid and --datasets apply to figure 4 only")
     for s in settings or ():
         if s not in ("aligned", "unaligned"):
             raise UserError(f"--settings: unknown setting {s!r} (aligned, unaligned)")
@@ -493,6 +516,8 @@ def cmd_figure(args) -> int:
     if not _available("emoe"):
         raise UserError("figure needs the emoe method, which is not registered")
     planned = plan_figure(spec, source, args.profile, parse_sets(args.sets), grid, families, settings)
+    if source == "real":
+        planned = _with_data_files(planned, data_root, spec)
     print(f"Figure {spec.number}: {spec.title}")
     if source == "synthetic":
         print(SYNTHETIC_BANNER)

@@ -62,6 +62,8 @@ class TableSpec:
     # row label -> why it is not measured yet (shown in the console and the caption)
     pending: dict = field(default_factory=dict)
     convention: str = "Acc/F1 in %, Acc-2/F1 Non0 convention (negative vs positive, label-0 samples excluded)"
+    # False where the paper does not say which setting it used: --setting may then pick another one
+    setting_stated: bool = True
 
     def measured_rows(self) -> tuple[Row, ...]:
         return tuple(r for r in self.rows if r.measured)
@@ -160,7 +162,7 @@ TABLES: dict[int, TableSpec] = {
         assumptions=("setting unstated in the paper; aligned used (its full row equals Table 1 MOSI aligned). "
                      "Removing MoME = fixed weights 1/3 and no router losses; removing UD = lambda2 term off; "
                      "the 'neither' row also drops the unimodal losses (specs/emoe.md §14)."),
-        compact_overrides={"emoe": EMOE_COMPACT},
+        compact_overrides={"emoe": EMOE_COMPACT}, setting_stated=False,
     ),
     5: TableSpec(
         number=5, title="Expert-balancing ablation (EMOE Table 5, CMU-MOSI)", family="mosi",
@@ -173,7 +175,7 @@ TABLES: dict[int, TableSpec] = {
         metrics=("acc7", "acc2", "f1"), published_table="T5", reference_row="EMOE",
         assumptions=("setting unstated in the paper; aligned used. RE = router entropy, "
                      "WIS = weight-importance similarity."),
-        compact_overrides={"emoe": EMOE_COMPACT},
+        compact_overrides={"emoe": EMOE_COMPACT}, setting_stated=False,
     ),
     6: TableSpec(
         number=6, title="Sum vs concat fusion (EMOE Table 6, CMU-MOSI)", family="mosi",
@@ -226,10 +228,16 @@ def dataset_name(family: str, source: str) -> str:
     return family if source == "real" else f"synthetic-{family}"
 
 
+def budget(source: str, profile: str | None) -> str:
+    """Model budget of a table/figure: ``--profile`` if given, else compact on synthetic and full on real data."""
+    return profile or ("compact" if source == "synthetic" else "full")
+
+
 def plan(spec: TableSpec, source: str, profile: str, user_sets: dict | None = None,
          rows: tuple[str, ...] | None = None) -> list[PlannedRun]:
-    """The runs behind a table: one per (row with a registered method, setting), with the row's switches and
-    profile overrides (published-only rows and rows whose method is not implemented yet have no run)."""
+    """The runs behind a table: one per (row with a registered method, setting), with the row's switches and,
+    for the compact budget (``profile``), the spec's compact overrides (published-only rows and rows whose
+    method is not implemented yet have no run)."""
     dataset = dataset_name(spec.family, source)
     out = []
     for setting in spec.settings:
@@ -239,12 +247,58 @@ def plan(spec: TableSpec, source: str, profile: str, user_sets: dict | None = No
             if not _supports(row.method, spec.family, setting):
                 continue
             overrides = {}
-            if source == "synthetic" and profile == "compact":
+            if profile == "compact":
                 overrides.update(spec.compact_overrides.get(row.method, {}))
             overrides.update(row.overrides)
             overrides.update(user_sets or {})
             out.append(PlannedRun(row, setting, dataset, overrides))
     return out
+
+
+# ------------------------------------------------------------------------------------ settings
+def missing_data_files(family: str, setting: str, data_root) -> list[str]:
+    """Files under ``data_root`` that the real loader of (family, setting) needs and that are absent."""
+    from bench.data.verify import expected_files
+
+    root = Path(data_root)
+    return [rel for fam, st, rel in expected_files() if fam == family and st == setting and not (root / rel).exists()]
+
+
+def choose_settings(spec: TableSpec, requested: str | None, source: str, data_root=None) -> tuple[TableSpec, list[str]]:
+    """The table as it will run: ``--setting`` (one of the table's settings, or any setting where the paper
+    states none) and, on real data, only the settings whose files exist under the data root. Returns the
+    spec with those settings (the choice is added to its assumptions, hence to the caption) and the notes."""
+    notes = []
+    settings = spec.settings
+    if requested:
+        if requested not in spec.settings and spec.setting_stated:
+            raise UserError(f"table {spec.number} reports the settings {', '.join(spec.settings)}; "
+                            f"--setting {requested} is not one of them")
+        if requested not in spec.settings:
+            notes.append(f"run on {requested} data (--setting; the paper states no setting)")
+        settings = (requested,)
+    if source == "real":
+        absent = {s: missing_data_files(spec.family, s, data_root) for s in settings}
+        present = tuple(s for s in settings if not absent[s])
+        if not present:
+            files = "; ".join(f"{s}: {', '.join(absent[s])}" for s in settings)
+            others = [s for s in ("aligned", "unaligned")
+                      if s not in settings and not missing_data_files(spec.family, s, data_root)]
+            hint = ""
+            if others and not spec.setting_stated and not requested:
+                hint = f"; the paper states no setting for this table: --setting {others[0]} runs it on that file"
+            raise UserError(f"table {spec.number} needs {spec.family} data that {data_root} does not have "
+                            f"(missing {files}){hint}")
+        skipped = [s for s in settings if s not in present]
+        if skipped:
+            notes.append(f"{', '.join(skipped)} not run: the data root has no {spec.family} "
+                         f"{'/'.join(skipped)} file")
+        settings = present
+    if settings == spec.settings and not notes:
+        return spec, notes
+    assumptions = spec.assumptions.rstrip(".") + ". " + "; ".join(notes).capitalize() + "." if notes else \
+        spec.assumptions
+    return dataclasses.replace(spec, settings=settings, assumptions=assumptions), notes
 
 
 # ------------------------------------------------------------------------------------ running
@@ -267,7 +321,7 @@ def execute(planned: list[PlannedRun], args, seeds: list[int], data_root=None) -
     requests = [RunRequest(method=p.row.method, dataset=p.dataset, setting=p.setting, seeds=seeds,
                            overrides=p.overrides, epochs=args.epochs,
                            data_root=str(data_root) if data_root else None, out=args.out, device=args.device,
-                           force=args.force, profile=args.profile, clean_nan=args.clean_nan,
+                           force=args.force, profile=args.profile or "compact", clean_nan=args.clean_nan,
                            data_seed=args.data_seed, **fields) for p in planned]
     if requests and dispatch.wants_executor(args):
         dispatch.run_elsewhere(requests, args)
@@ -291,6 +345,8 @@ def run_and_render(spec: TableSpec, args) -> int:
 
     source, data_root = data_source(args)
     seeds = parse_seeds(args.seeds) if args.seeds else parse_seeds(str(DEFAULT_TABLE_SEEDS[source]))
+    spec, setting_notes = choose_settings(spec, getattr(args, "setting", None), source, data_root)
+    size = budget(source, args.profile)
     missing = sorted({r.method for r in spec.measured_rows() if not _available(r.method)})
     print(f"Table {spec.number}: {spec.title}")
     if source == "synthetic":
@@ -305,7 +361,15 @@ def run_and_render(spec: TableSpec, args) -> int:
     cant = unsupported(spec)
     if cant:
         print("not run (the method does not support this setting): " + ", ".join(f"{r} {s}" for r, s in cant))
-    planned = plan(spec, source, args.profile, parse_sets(args.sets))
+    if source == "real" and size == "compact" and spec.compact_overrides:
+        spec = dataclasses.replace(spec, assumptions=spec.assumptions.rstrip(".") + ". Compact budget (--profile "
+                                   "compact): smaller models and 20 epochs, not the methods' own configurations.")
+    for note in setting_notes:
+        print(f"note: {note}")
+    if size == "compact" and spec.compact_overrides:
+        print("budget: compact (smaller models and 20 epochs where the spec says so; --profile full for the "
+              "methods' own configurations)")
+    planned = plan(spec, source, size, parse_sets(args.sets))
     done, _ = execute(planned, args, seeds, data_root)
     collected = {(p.row.label, p.setting): [r.result for r in recs] for p, recs in done}
     if not collected:

@@ -14,7 +14,7 @@ from bench.errors import UserError
 from bench.published import lookup
 from bench.registry import get_method
 from bench.runner import resolve_hparams
-from bench.tables import TABLES, plan
+from bench.tables import TABLES, budget, plan
 
 SPEC = TABLES[4]
 
@@ -23,7 +23,7 @@ def write_fixture(out, source, values, standard=True, skip_rows=(), seeds=(1111,
     """values(row_label, metric, seed_index) -> fraction; writes finished runs like the runner does."""
     from bench.tables import metric_key
 
-    for p in plan(spec, source, "compact"):
+    for p in plan(spec, source, budget(source, None)):
         if p.row.label in skip_rows or not p.row.method:
             continue
         hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides)

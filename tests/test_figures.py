@@ -86,7 +86,7 @@ def test_figure_plans_reuse_table4_configs():
     fig4 = plan_figure(require_figure(4), "synthetic", "compact")
     assert len(fig4) == 1 + 4 * 2 and {p.dataset for p in fig4} == {"synthetic-mosi"}
     assert {p.setting for p in fig4} == {"aligned"}
-    full = plan_figure(require_figure(4), "real", "compact")
+    full = plan_figure(require_figure(4), "real", None)  # real data: the full budget by default
     assert len(full) == (1 + 4 * 4) * 2 * 2
     t4 = {p.row.label: p.overrides for p in plan(TABLES[4], "synthetic", "compact")}
     default = next(p for p in fig4 if p.row.label == "default")

@@ -22,6 +22,7 @@ from bench.runner import resolve_hparams
 from bench.tables import (
     PUBLISHED_TAG,
     TABLES,
+    budget,
     display_frame,
     frame_to_latex,
     frame_to_markdown,
@@ -39,10 +40,10 @@ CORE = ("LF-DNN", "MulT", "MISA", "Self-MM", "EMOE")  # Tables 1-2 rows whose me
 
 
 def write_table_fixture(out, spec, source, values, seeds=(1111, 1112, 1113), standard=True, fingerprint="fp" * 8,
-                        outputs=None, profile="compact", rows=None):
+                        outputs=None, profile=None, rows=None):
     """values(row, setting, metric, seed_index) -> fraction; writes finished runs as the runner does.
     ``outputs(planned, seed)`` -> dict of arrays for preds.npz (optional); ``rows`` limits the rows."""
-    for p in plan(spec, source, profile, rows=rows):
+    for p in plan(spec, source, budget(source, profile), rows=rows):
         hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides)
         cfg = json.loads(json.dumps(dataclasses.asdict(hp), default=str))
         rs = RunSpec(p.row.method, p.dataset, p.setting, cfg, fingerprint)
@@ -51,7 +52,8 @@ def write_table_fixture(out, spec, source, values, seeds=(1111, 1112, 1113), sta
             result = {"method": p.row.method, "dataset": p.dataset, "setting": p.setting, "seed": seed,
                       "config_hash": rs.config_hash, "config": cfg, "test": test, "valid": {},
                       "data": {"name": p.dataset, "setting": p.setting, "source": source, "standard": standard,
-                               "fingerprint": fingerprint, "profile": profile if source == "synthetic" else None,
+                               "fingerprint": fingerprint,
+                               "profile": (profile or "compact") if source == "synthetic" else None,
                                "files": [] if source == "synthetic" else
                                [{"path": f"{spec.family.upper()}/Processed/{p.setting}_50.pkl",
                                  "sha256": "0123456789abcdef" + p.setting}]},
@@ -108,12 +110,14 @@ def test_comparison_tables_follow_the_paper():
     assert set(t3.pending) >= {"MulT", "MISA"}
 
 
-def test_compact_profile_only_on_synthetic():
+def test_compact_budget_applies_the_overrides_full_does_not():
     spec = TABLES[1]
     syn = {p.row.method: p.overrides for p in plan(spec, "synthetic", "compact")}
     assert syn["mult"]["nlevels"] == "2" and syn["emoe"]["d_model"] == "64"
-    assert all(not p.overrides for p in plan(spec, "real", "compact"))
+    assert all(not p.overrides for p in plan(spec, "real", "full"))
     assert all(not p.overrides for p in plan(spec, "synthetic", "full"))
+    # real data runs the full budget unless --profile compact is given (bench.tables.budget)
+    assert {p.row.method: p.overrides for p in plan(spec, "real", "compact")} == syn
 
 
 # ------------------------------------------------------------------------------ frames and markers

@@ -1,0 +1,102 @@
+"""Which settings and which budget a table runs with: --setting, the files under a data root, --profile."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cli import main
+from bench.errors import UserError
+from bench.tables import TABLES, budget, choose_settings, missing_data_files, plan
+from tests.conftest import shared_data
+
+TINY_EMOE = ["--set", "d_model=16", "--set", "n_heads=2", "--set", "n_layers=1"]
+
+
+@pytest.fixture
+def mosi_unaligned_only(tmp_path):
+    """A data root holding only the MOSI unaligned pickle (like mosi229); existence is all that is checked."""
+    f = tmp_path / "MOSI" / "Processed" / "unaligned_50.pkl"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"")
+    return tmp_path
+
+
+def test_budget_defaults_compact_on_synthetic_full_on_real():
+    assert budget("synthetic", None) == "compact" and budget("real", None) == "full"
+    assert budget("real", "compact") == "compact" and budget("synthetic", "full") == "full"
+
+
+def test_compact_overrides_follow_the_budget_not_the_source():
+    spec = TABLES[4]
+    compact = {p.row.label: p.overrides for p in plan(spec, "real", "compact")}
+    full = {p.row.label: p.overrides for p in plan(spec, "real", "full")}
+    assert compact["MoME + UD (EMOE)"]["d_model"] == "64" and "d_model" not in full["MoME + UD (EMOE)"]
+    assert full["UD only"] == {"mome": "false"}
+
+
+def test_synthetic_table_keeps_its_settings():
+    spec, notes = choose_settings(TABLES[1], None, "synthetic")
+    assert spec is TABLES[1] and notes == []
+
+
+def test_setting_restricts_a_table_and_may_replace_an_unstated_one():
+    spec, notes = choose_settings(TABLES[1], "aligned", "synthetic")
+    assert spec.settings == ("aligned",) and notes == []
+    spec, notes = choose_settings(TABLES[4], "unaligned", "synthetic")  # the paper states no setting
+    assert spec.settings == ("unaligned",) and notes == ["run on unaligned data (--setting; the paper states no "
+                                                         "setting)"]
+    assert spec.assumptions.endswith("Run on unaligned data (--setting; the paper states no setting).")
+    with pytest.raises(UserError, match="table 3 reports the settings unaligned; --setting aligned"):
+        choose_settings(TABLES[3], "aligned", "synthetic")
+
+
+def test_real_root_runs_the_settings_it_has(mosi_unaligned_only):
+    root = mosi_unaligned_only
+    assert missing_data_files("mosi", "aligned", root) == ["MOSI/Processed/aligned_50.pkl"]
+    assert missing_data_files("mosi", "unaligned", root) == []
+    spec, notes = choose_settings(TABLES[1], None, "real", root)
+    assert spec.settings == ("unaligned",)
+    assert notes == ["aligned not run: the data root has no mosi aligned file"]
+    with pytest.raises(UserError, match=r"table 4 needs mosi data .*missing aligned: MOSI/Processed/aligned_50.pkl"
+                                        r".*--setting unaligned runs it on that file"):
+        choose_settings(TABLES[4], None, "real", root)
+    spec, _ = choose_settings(TABLES[4], "unaligned", "real", root)
+    assert spec.settings == ("unaligned",)
+    with pytest.raises(UserError, match="table 2 needs mosei data"):
+        choose_settings(TABLES[2], None, "real", root)
+    with pytest.raises(UserError, match="table 3 needs mintrec data"):
+        choose_settings(TABLES[3], None, "real", root)
+
+
+def test_missing_table_data_is_a_one_line_error(mosi_unaligned_only, tmp_path, capsys):
+    code = main(["run", "--table", "2", "--data-root", str(mosi_unaligned_only), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: table 2 needs mosei data") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_table_4_renders_on_mosi229(tmp_path, capsys):
+    root = shared_data("mosi229")
+    code = main(["run", "--table", "4", "--data-root", str(root), "--setting", "unaligned", "--profile", "compact",
+                 "--seeds", "1111,1112", "--epochs", "1", "--out", str(tmp_path), "--quiet", *TINY_EMOE])
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "note: run on unaligned data" in out and "budget: compact" in out
+    md = (tmp_path / "tables" / "table4-real.md").read_text()
+    assert "NON-STANDARD files" in md and "unaligned_50.pkl sha256 0249717835f1" in md
+    assert "Run on unaligned data" in md and "Compact budget" in md
+    assert "[published]" not in md and "paper" not in md.split("\n\n")[0]  # no published numbers beside mosi229
+    assert md.count("± ") >= 4 * 4  # four rows x four metrics, mean ± std over two seeds
+
+
+@pytest.mark.slow
+def test_figure_6_renders_on_mosi229(tmp_path, capsys):
+    root = shared_data("mosi229")
+    args = ["figure", "6", "--data-root", str(root), "--profile", "compact", "--seeds", "1111", "--epochs", "1",
+            "--out", str(tmp_path), "--quiet", *TINY_EMOE]
+    assert main(args) == 2  # figure 6 uses aligned data by default; mosi229 has only the unaligned file
+    err = capsys.readouterr().err
+    assert "figure 6 needs mosi aligned data" in err and "--settings unaligned" in err
+    assert main([*args, "--settings", "unaligned"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "figures" / "fig6-real.png").exists()
+    assert "weights vs importance-from-errors: Spearman" in capsys.readouterr().out
