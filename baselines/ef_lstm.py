@@ -5,7 +5,7 @@ Sources (facts only, code written here): thuiar/MMSA ``src/MMSA/models/singleTas
 thuiar/MMSA@177bc0462a61b355c554812dedd432a21f374130 ``src/MMSA/trains/singleTask/EF_LSTM.py``
 (Adam with lr and weight decay, L1, early stopping) and
 thuiar/MMSA@085d2ccd2a58dc515c8680d83e89ddc96903cf24 ``src/MMSA/config/config_regression.json``
-("ef_lstm" block: need_data_aligned=true, need_normalized=false, early_stop=8).
+("ef_lstm" block: need_data_aligned=true, need_model_aligned=true, need_normalized=false, early_stop=8).
 
 The frame-aligned text, audio and vision features are concatenated per time step (in that order),
 normalised by ``BatchNorm1d(T)`` -- MMSA's ``norm = BatchNorm1d(input_len)`` on a (B, T, D) tensor,
@@ -13,18 +13,23 @@ i.e. one statistic per *time step* over batch and features -- fed to a ``num_lay
 dropout); the last layer's final hidden state goes through dropout -> Linear+ReLU -> dropout ->
 Linear. Padded frames are run through the LSTM like real ones (no packing), as in MMSA.
 
-Unaligned data (modalities of different lengths) cannot be concatenated over time: MMSA fails in
-``torch.cat``; here construction and forward raise a :class:`~bench.errors.UserError` instead.
+Unaligned data: the config sets ``need_model_aligned=true``, so MMSA's ``AMIO`` wrapper pools unaligned
+audio/vision to the text length (``AlignSubNet`` avg_pool) before the model; the same is done here with
+:func:`baselines._align.avg_pool_align` (``align_pooling`` picks the MMSA version: contiguous windows or the
+2.2.1 wheel's interleaved frames). Without that pooling frames of different lengths could not be
+concatenated (``unaligned_input="refuse"`` raises a :class:`~bench.errors.UserError` instead).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from baselines._align import avg_pool_align
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -37,6 +42,9 @@ class EFLSTMHParams(TrainHParams):
     hidden: int = 128
     num_layers: int = 4
     dropout: float = 0.5  # LSTM inter-layer dropout and both head dropouts
+    # Unaligned audio/vision: "pool" to the text length (MMSA's need_model_aligned) or "refuse".
+    unaligned_input: Literal["pool", "refuse"] = "pool"
+    align_pooling: Literal["windows", "strided"] = "windows"  # baselines/_align.py
     batch_size: int = 32
     learning_rate: float = 1e-3
     weight_decay: float = 0.005
@@ -48,13 +56,14 @@ _MOSEI = dict(hidden=256, num_layers=2, dropout=0.4, batch_size=128, learning_ra
 
 def _unaligned_error(lens: dict) -> UserError:
     return UserError(f"ef_lstm concatenates modalities frame by frame and needs aligned data (equal "
-                     f"sequence lengths), got {lens}; use the 'aligned' setting (MMSA's need_data_aligned=true)")
+                     f"sequence lengths), got {lens} with unaligned_input=refuse; use the 'aligned' setting or "
+                     "--set unaligned_input=pool (MMSA's need_model_aligned pooling)")
 
 
 @register_method("ef_lstm")
 class EFLSTM(Method):
     HParams = EFLSTMHParams
-    settings = ("aligned",)  # MMSA's need_data_aligned=true; unaligned data raises a UserError
+    settings = ("aligned", "unaligned")  # unaligned audio/vision pooled to the text length (need_model_aligned)
     default_setting = "aligned"
     description = "Early-fusion LSTM (MMSA): per-frame concatenation -> BatchNorm over time -> LSTM stack"
 
@@ -72,7 +81,7 @@ class EFLSTM(Method):
             raise UserError("ef_lstm needs precomputed text features (the pickle's 'text' array); "
                             "this dataset has only BERT token ids")
         lens = {m: info.seq_lens[m] for m in ("text", "audio", "vision")}
-        if len(set(lens.values())) != 1:
+        if len(set(lens.values())) != 1 and hp.unaligned_input == "refuse":
             raise _unaligned_error(lens)
         out_dim = info.num_classes if info.task == "classification" else 1
         d_in = info.dims["text"] + info.dims["audio"] + info.dims["vision"]
@@ -84,10 +93,14 @@ class EFLSTM(Method):
         self.out = nn.Linear(hp.hidden, out_dim)
 
     def forward(self, batch: Split) -> dict[str, torch.Tensor]:
-        lens = {"text": batch.text.shape[1], "audio": batch.audio.shape[1], "vision": batch.vision.shape[1]}
+        t, a, v = batch.text, batch.audio, batch.vision
+        lens = {"text": t.shape[1], "audio": a.shape[1], "vision": v.shape[1]}
         if len(set(lens.values())) != 1:
-            raise _unaligned_error(lens)
-        x = self.norm(torch.cat([batch.text, batch.audio, batch.vision], dim=-1))
+            if self.hp.unaligned_input == "refuse":
+                raise _unaligned_error(lens)
+            a, v = avg_pool_align(a, t.shape[1], self.hp.align_pooling), avg_pool_align(v, t.shape[1],
+                                                                                         self.hp.align_pooling)
+        x = self.norm(torch.cat([t, a, v], dim=-1))
         _, (h_n, _) = self.lstm(x)
         h = F.relu(self.linear(self.drop(h_n[-1])))
         out = self.out(self.drop(h))

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from baselines._align import avg_pool_align
 from baselines.ef_lstm import EFLSTM, EFLSTMHParams
 from bench.describe import canonical_info, count_groups
 from bench.errors import UserError
@@ -42,14 +43,31 @@ def test_defaults_follow_mmsa_config():
     assert EFLSTM.default_setting == "aligned"
 
 
-def test_unaligned_lengths_raise_user_error():
-    with pytest.raises(UserError, match="aligned"):
-        EFLSTM(EFLSTMHParams(), canonical_info("mosi", "unaligned"))
+def test_unaligned_data_is_pooled_to_the_text_length_or_refused():
+    # MMSA's need_model_aligned: audio/vision average-pooled to the text length before the model
+    info = canonical_info("mosi", "unaligned")
+    with torch.device("meta"):
+        model = EFLSTM(EFLSTMHParams(), info)
+    assert model.norm.num_features == info.seq_lens["text"] == 50
     bundle = make_bundle()
-    model = EFLSTM(EFLSTMHParams(hidden=8, num_layers=1), bundle.info())
     b = bundle.splits["test"]
+    short = dataclasses.replace(b, audio=b.audio[:, :4], vision=b.vision[:, :7])
+    model = EFLSTM(EFLSTMHParams(hidden=8, num_layers=1), bundle.info()).eval()
+    seen = {}
+    model.norm.register_forward_hook(lambda _m, inp, _o: seen.setdefault("x", inp[0]))
+    with torch.no_grad():
+        model(short)
+    t_len, d_t = b.text.shape[1], b.text.shape[2]
+    x = seen["x"]
+    assert x.shape[1] == t_len
+    d_a = b.audio.shape[2]
+    assert torch.equal(x[..., d_t:d_t + d_a], avg_pool_align(short.audio, t_len))
+    assert torch.equal(x[..., d_t + d_a:], avg_pool_align(short.vision, t_len))
+    refusing = EFLSTM(EFLSTMHParams(hidden=8, num_layers=1, unaligned_input="refuse"), bundle.info())
+    with pytest.raises(UserError, match="unaligned_input=refuse"):
+        refusing(short)
     with pytest.raises(UserError, match="aligned"):
-        model(dataclasses.replace(b, audio=b.audio[:, :4]))
+        EFLSTM(EFLSTMHParams(unaligned_input="refuse"), info)
 
 
 def test_early_fusion_is_per_frame_concatenation():
