@@ -14,6 +14,20 @@ L_recon the mean of three reconstruction MSEs against the projected vectors. Val
 
 MMSA packs audio *and* vision with the **text token count** (``lengths_from="text"``), so only the
 first ~#tokens frames of unaligned audio/vision are read; ``lengths_from="own"`` uses their own lengths.
+
+MIntRec form (family ``mintrec``, EMOE Table 3; specs/baselines.md §6), as the thuiar/MIntRec framework
+computes it (thuiar/MIntRec @ 8d30e9b; files read at 2fef2c2 ``backbones/FusionNets/MISA.py``,
+``methods/MISA/manager.py``, ``methods/MISA/utils.py``, ``utils/functions.py``, and ccf08df
+``configs/misa_bert.py``; no code copied): the same network with hidden size 256 on fine-tuned BERT text
+(768), video 256 and audio 768, a ``num_classes``-way fusion head and cross-entropy. ``use_cmd_sim=False``
+replaces CMD by an **adversarial** similarity loss (``similarity="adversarial"``): each shared vector
+passes a gradient-reversal layer (identity forward, gradient × −``reverse_grad_weight`` backward) into a
+discriminator ``Linear(H,H) → ReLU → Dropout(dropout) → Linear(H,3)`` that is trained with
+cross-entropy to tell text (0), video (1) and audio (2) apart, so the shared encoders learn to confuse
+it. Loss: CE + 0.7·L_diff + 0.7·L_domain + 0.6·L_recon; Adam lr 3e-5 over every parameter (BERT
+included), no clipping, no accumulation; ``ExponentialLR(0.5)`` stepped after every epoch whose dev
+macro-F1 did not improve (``lr_decay_gamma``, applied in :meth:`MISA.on_epoch_end`); selection on dev
+macro-F1, patience 8, at most 100 epochs.
 """
 
 from __future__ import annotations
@@ -41,7 +55,7 @@ class MISAHParams(TrainHParams):
     # --- era: "current" = MMSA config_regression.json today; "table2021" = the v1 values behind MMSA's
     # published table (changed in 36bb33d); "original" = declare-lab/MISA src/config.py + solver.py
     hparams_era: Literal["current", "table2021", "original"] = "current"
-    hparams_family: Literal["mosi", "mosei"] = "mosi"  # which per-dataset table the era switch reads
+    hparams_family: Literal["mosi", "mosei", "mintrec"] = "mosi"  # which per-dataset table the era switch reads
     # --- text
     text_mode: Literal["auto", "bert", "features"] = "auto"  # auto: bert iff text_model is set
     text_model: str = ""  # local BERT directory (never downloaded)
@@ -62,6 +76,13 @@ class MISAHParams(TrainHParams):
     sim_weight: float = 0.3
     recon_weight: float = 1.0
     cmd_moments: int = 5
+    # similarity term: "cmd" (MMSA, use_cmd_sim=True) or "adversarial" (thuiar/MIntRec use_cmd_sim=False:
+    # a modality discriminator behind a gradient-reversal layer scaled by reverse_grad_weight)
+    similarity: Literal["cmd", "adversarial"] = "cmd"
+    reverse_grad_weight: float = 0.8
+    # thuiar/MIntRec: ExponentialLR(gamma).step() after every epoch whose selection metric did not improve
+    # (methods/MISA/manager.py); 0 = off (MMSA has no scheduler). Applied by MISA.on_epoch_end.
+    lr_decay_gamma: float = 0.0
     # --- optimisation: Adam, one group; MMSA never passes weight_decay to Adam (trains/MISA.py:24)
     apply_weight_decay: bool = False
     batch_size: int = 16
@@ -83,6 +104,8 @@ class MISAHParams(TrainHParams):
             raise UserError(f"misa: dropout must be in [0, 1) (got {self.dropout})")
         if self.cmd_moments < 1:
             raise UserError(f"misa: cmd_moments must be >= 1 (got {self.cmd_moments})")
+        if not 0.0 <= self.lr_decay_gamma <= 1.0:
+            raise UserError(f"misa: lr_decay_gamma must be in [0, 1] (0 = off; got {self.lr_decay_gamma})")
 
 
 _COMMON = dict(learning_rate=1e-4, hidden_size=128, grad_accum=2, early_stop=8, max_epochs=0,
@@ -105,6 +128,18 @@ ERAS = {
         "table2021": dict(_COMMON, batch_size=32, dropout=0.2, diff_weight=0.1, sim_weight=1.0,
                           recon_weight=0.8, grad_clip_value=0.8, weight_decay=0.0),
         "original": dict(_ORIGINAL, batch_size=16, bert_freeze_layers=9),
+    },
+    # thuiar/MIntRec configs/misa_bert.py + methods/MISA/manager.py (specs/baselines.md §6): one block.
+    # train/eval batch 16/8, wait_patience 8, eval_monitor f1, 100 epochs, rnncell lstm, use_cmd_sim False,
+    # reverse_grad_weight 0.8, hidden 256, dropout_rate 0.1, diff/sim/recon 0.7/0.7/0.6, lr 3e-5,
+    # grad_clip -1 (off), gamma 0.5; zero_grad every batch (no accumulation); Adam without weight decay;
+    # dev loss = AverageMeter's per-sample mean; fine-tuned bert-base-uncased text.
+    "mintrec": {
+        "current": dict(batch_size=16, eval_batch_size=8, learning_rate=3e-5, hidden_size=256, dropout=0.1,
+                        diff_weight=0.7, sim_weight=0.7, recon_weight=0.6, similarity="adversarial",
+                        reverse_grad_weight=0.8, lr_decay_gamma=0.5, grad_clip_value=0.0, grad_accum=1,
+                        weight_decay=0.0, early_stop=8, max_epochs=100, select_on="f1", val_loss="sample_mean",
+                        text_mode="bert", lstm_hh_init="torch", bert_freeze_layers=0),
     },
 }
 
@@ -131,6 +166,33 @@ def cmd(x1: torch.Tensor, x2: torch.Tensor, n_moments: int = 5) -> torch.Tensor:
     for k in range(2, n_moments + 1):
         total = total + (s1.pow(k).mean(dim=0) - s2.pow(k).mean(dim=0)).pow(2).sum() ** 0.5
     return total
+
+
+class _GradReverse(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by ``-weight``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.weight = weight
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad.neg() * ctx.weight, None
+
+
+def grad_reverse(x: torch.Tensor, weight: float) -> torch.Tensor:
+    """Gradient-reversal layer (Ganin & Lempitsky 2015; thuiar/MIntRec ``ReverseLayerF``)."""
+    return _GradReverse.apply(x, weight)
+
+
+def domain_loss(logits_t: torch.Tensor, logits_v: torch.Tensor, logits_a: torch.Tensor) -> torch.Tensor:
+    """MIntRec's ``_get_domain_loss``: mean cross-entropy of the stacked discriminator logits
+    ``[t; v; a]`` against the modality labels text 0, video 1, audio 2."""
+    logits = torch.cat([logits_t, logits_v, logits_a], dim=0)
+    labels = torch.cat([torch.full((x.shape[0],), k, dtype=torch.long, device=x.device)
+                        for k, x in enumerate((logits_t, logits_v, logits_a))])
+    return F.cross_entropy(logits, labels)
 
 
 def sum_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -167,15 +229,15 @@ def _project(d_in: int, h: int) -> nn.Sequential:
 @register_method("misa")
 class MISA(Method):
     HParams = MISAHParams
-    families = ("mosi", "mosei")
+    families = ("mosi", "mosei", "mintrec")
     export_keys = ("fused",)
-    description = ("MISA (MMSA): modality-invariant/-specific subspaces with CMD, soft-orthogonality and "
-                   "reconstruction losses, 6-token transformer fusion")
+    description = ("MISA (MMSA; MIntRec form on mintrec): modality-invariant/-specific subspaces with CMD "
+                   "(MIntRec: adversarial), soft-orthogonality and reconstruction losses, 6-token transformer fusion")
 
     @classmethod
     def default_hparams(cls, family: str, setting: str, era: str = "current") -> MISAHParams:
         if family not in ERAS:
-            raise UserError(f"misa has no configuration for {family!r} (supported: mosi, mosei)")
+            raise UserError(f"misa has no configuration for {family!r} (supported: {', '.join(ERAS)})")
         if era not in ERAS[family]:
             raise UserError(f"misa: unknown hparams_era {era!r} (expected {', '.join(ERAS[family])})")
         return MISAHParams(hparams_era=era, hparams_family=family, **ERAS[family][era])
@@ -190,14 +252,14 @@ class MISA(Method):
             "private_shared": ("private", "shared"),
             "reconstruction": ("recon",),
             "fusion": ("fusion_transformer", "fusion"),
+            "discriminator": ("discriminator",),  # similarity="adversarial" only (MIntRec)
             "discriminator_unused": ("sp_discriminator",),
         }
 
     def __init__(self, hp: MISAHParams, info: DataInfo, bert_config=None):
         super().__init__(hp, info)
-        if info.task != "regression":
-            raise UserError("misa: only the regression form (MOSI/MOSEI) is implemented")
         h = hp.hidden_size
+        out_dim = info.num_classes if info.task == "classification" else 1
         self.text = TextInput("misa", info, hp.text_mode, hp.text_model, hp.text_finetune, bert_config)
         freeze_bert_layers(self.text, hp.bert_freeze_layers)
         d_t, d_a, d_v = self.text.dim, int(info.dims["audio"]), int(info.dims["vision"])
@@ -210,15 +272,21 @@ class MISA(Method):
         self.private = nn.ModuleDict({m: nn.Sequential(nn.Linear(h, h), nn.Sigmoid()) for m in MODALITIES})
         self.shared = nn.Sequential(nn.Linear(h, h), nn.Sigmoid())  # one module for all three modalities
         self.recon = nn.ModuleDict({m: nn.Linear(h, h) for m in MODALITIES})
+        self.discriminator = None
+        if hp.similarity == "adversarial":  # MIntRec builds it here when use_cmd_sim is False
+            self.discriminator = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Dropout(hp.dropout),
+                                               nn.Linear(h, len(MODALITIES)))
         self.sp_discriminator = nn.Linear(h, 4) if hp.build_unused else None
         layer = nn.TransformerEncoderLayer(d_model=h, nhead=hp.fusion_heads)  # dim_ff 2048, dropout 0.1
         self.fusion_transformer = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
         self.fusion = nn.Sequential(nn.Linear(6 * h, 3 * h), nn.Dropout(hp.dropout), nn.ReLU(),
-                                    nn.Linear(3 * h, 1))
+                                    nn.Linear(3 * h, out_dim))
         if hp.lstm_hh_init == "orthogonal":
             for name, p in self.named_parameters():
                 if "weight_hh" in name and not p.is_meta:
                     nn.init.orthogonal_(p)
+        self.lr_decays = 0  # times on_epoch_end decayed the lr (MIntRec ExponentialLR steps)
+        self.epoch_end_calls = 0  # how often the trainer called on_epoch_end
 
     # ------------------------------------------------------------------------------ forward
     def forward(self, batch: Split) -> dict[str, torch.Tensor]:
@@ -238,6 +306,10 @@ class MISA(Method):
             out[f"private_{m}"] = self.private[m](orig)
             out[f"shared_{m}"] = self.shared(orig)
             out[f"recon_{m}"] = self.recon[m](out[f"private_{m}"] + out[f"shared_{m}"])
+        if self.discriminator is not None:  # MIntRec: discriminator on the gradient-reversed shared codes
+            w = self.hp.reverse_grad_weight
+            for m in ("t", "v", "a"):
+                out[f"domain_{m}"] = self.discriminator(grad_reverse(out[f"shared_{m}"], w))
         if self.sp_discriminator is not None:  # computed as in MMSA; enters no loss
             out["sp_logits"] = self.sp_discriminator(
                 torch.cat([out["private_t"], out["private_v"], out["private_a"],
@@ -247,12 +319,15 @@ class MISA(Method):
         h = self.fusion_transformer(tokens)
         fused = torch.cat(list(h.unbind(0)), dim=1)  # (B, 6H)
         out["fused"] = fused
-        out["pred"] = self.fusion(fused).squeeze(-1)
+        logits = self.fusion(fused)
+        out["pred"] = logits if self.info.task == "classification" else logits.squeeze(-1)
         return out
 
     # ------------------------------------------------------------------------------ objective
     def task_loss(self, pred: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-        """MSE (MMSA's MISA criterion, also its validation loss)."""
+        """MSE (MMSA's MISA criterion, also its validation loss); cross-entropy for MIntRec."""
+        if self.info.task == "classification":
+            return F.cross_entropy(pred, labels, reduction=reduction)
         return F.mse_loss(pred.reshape(-1), labels.reshape(-1).to(pred.dtype), reduction=reduction)
 
     def loss_terms(self, out: dict[str, torch.Tensor], batch: Split) -> dict[str, torch.Tensor]:
@@ -261,11 +336,28 @@ class MISA(Method):
         p, s = {m: out[f"private_{m}"] for m in MODALITIES}, {m: out[f"shared_{m}"] for m in MODALITIES}
         l_diff = (diff_loss(p["t"], s["t"]) + diff_loss(p["v"], s["v"]) + diff_loss(p["a"], s["a"])
                   + diff_loss(p["a"], p["t"]) + diff_loss(p["a"], p["v"]) + diff_loss(p["t"], p["v"]))
+        l_recon = sum(sum_mse(out[f"recon_{m}"], out[f"orig_{m}"]) for m in MODALITIES) / 3.0
+        if hp.similarity == "adversarial":  # MIntRec use_cmd_sim=False: similarity = domain loss, no CMD
+            l_dom = domain_loss(out["domain_t"], out["domain_v"], out["domain_a"])
+            total = task + hp.diff_weight * l_diff + hp.sim_weight * l_dom + hp.recon_weight * l_recon
+            return {"total": total, "task": task, "diff": l_diff, "domain": l_dom, "recon": l_recon}
         k = hp.cmd_moments
         l_cmd = (cmd(s["t"], s["v"], k) + cmd(s["t"], s["a"], k) + cmd(s["a"], s["v"], k)) / 3.0
-        l_recon = sum(sum_mse(out[f"recon_{m}"], out[f"orig_{m}"]) for m in MODALITIES) / 3.0
         total = task + hp.diff_weight * l_diff + hp.sim_weight * l_cmd + hp.recon_weight * l_recon
         return {"total": total, "task": task, "diff": l_diff, "cmd": l_cmd, "recon": l_recon}
+
+    def on_epoch_end(self, epoch: int, valid: dict, improved: bool, optimizer: torch.optim.Optimizer) -> None:
+        """MIntRec's schedule: ``ExponentialLR(gamma).step()`` after every epoch whose selection metric did
+        not improve (``early_stopping.counter != 0``), i.e. every group's lr times ``lr_decay_gamma``.
+
+        Called by the trainer after validation and selection (see the report/docs: the shared trainer
+        must call this hook; :meth:`record` says how often it was called)."""
+        self.epoch_end_calls += 1
+        gamma = self.hp.lr_decay_gamma
+        if gamma > 0 and not improved:
+            for group in optimizer.param_groups:  # ExponentialLR's chainable form: lr <- gamma * lr
+                group["lr"] *= gamma
+            self.lr_decays += 1
 
     def param_groups(self) -> list[dict[str, Any]]:
         wd = self.hp.weight_decay if self.hp.apply_weight_decay else 0.0
@@ -273,6 +365,10 @@ class MISA(Method):
                  "lr": self.hp.learning_rate, "weight_decay": wd}]
 
     def record(self) -> dict[str, Any]:
-        return {"text_mode": self.text.mode, "text_source": self.text.source, "text_dim": self.text.dim,
-                "lengths_from": self.hp.lengths_from, "hparams_era": self.hp.hparams_era,
-                "weight_decay_applied": self.hp.weight_decay if self.hp.apply_weight_decay else 0.0}
+        rec = {"text_mode": self.text.mode, "text_source": self.text.source, "text_dim": self.text.dim,
+               "lengths_from": self.hp.lengths_from, "hparams_era": self.hp.hparams_era,
+               "weight_decay_applied": self.hp.weight_decay if self.hp.apply_weight_decay else 0.0}
+        if self.hp.similarity != "cmd" or self.hp.lr_decay_gamma > 0:  # MOSI/MOSEI records stay as they were
+            rec.update(similarity=self.hp.similarity, lr_decay_gamma=self.hp.lr_decay_gamma,
+                       lr_decays=self.lr_decays, epoch_end_calls=self.epoch_end_calls)
+        return rec

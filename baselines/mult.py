@@ -15,7 +15,18 @@ dropped; ``clip_grad_value_`` after every backward; early stop 8, no epoch cap.
 
 Defaults are MMSA's current per-dataset values (``hparams_era="current"``); ``"table2021"`` gives the
 v1 values that produced MMSA's published MulT rows (MOSI only differs) and turns positional
-embeddings on, as the code of that time had them. docs/baselines-mult.md lists every switch.
+embeddings on, as the code of that time had them. docs/baselines.md (section MulT) lists every switch.
+
+MIntRec form (family ``mintrec``, EMOE Table 3; specs/baselines.md §6): the same network as the
+thuiar/MIntRec framework builds it (thuiar/MIntRec @ 8d30e9b; files read at 2fef2c2
+``backbones/FusionNets/MULT.py``, ``backbones/SubNets/transformers_encoder/{transformer,position_embedding}.py``,
+``backbones/SubNets/FeatureNets.py``, ``methods/MULT/manager.py``, ``utils/functions.py``,
+``utils/metrics.py``, and ccf08df ``configs/mult_bert.py``): the text is the last hidden state of a
+**fine-tuned BERT** run on ``text_bert`` (``text_mode="bert"``; BERT is in the one Adam group at the
+common lr), sinusoidal positions are always on (MIntRec's transformer always adds them), the head has
+``num_classes`` outputs and cross-entropy loss; no gradient accumulation, ``clip_grad_value_(0.5)``,
+ReduceLROnPlateau x0.1 (patience 8) on the per-sample mean dev loss, selection on dev macro-F1 with
+patience 8, at most 100 epochs. No code was copied from either repository.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from torch.nn import functional as F
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
+from bench.nn.text import TextInput
 from bench.nn.transformer import TransformerEncoder
 from bench.registry import register_method
 
@@ -63,6 +75,12 @@ class MulTHParams(TrainHParams):
     attn_mask: bool = True  # MMSA commonParams attn_mask (shifted-causal masks)
     # Dropout on the text input: MMSA's own ``text_dropout`` or, as the original MulT, ``embed_dropout``.
     text_input_dropout: Literal["text_dropout", "embed_dropout"] = "text_dropout"
+    # Text input: MMSA's frozen ``text`` features (use_bert=False) or, as thuiar/MIntRec's MulT, a BERT
+    # run on ``text_bert`` (fine-tuned unless text_finetune=false); bert needs text_model = a local
+    # BERT directory, a cached name or random:bert-base-uncased (parameter counting only).
+    text_mode: Literal["features", "bert"] = "features"
+    text_model: str = ""
+    text_finetune: bool = True
     # MMSA builds Adam(model.parameters(), lr) and never reads weight_decay; True passes it to Adam.
     apply_weight_decay: bool = False
     attn_impl: Literal["sdpa", "math"] = "sdpa"  # same maths; "math" spells out the softmax
@@ -88,7 +106,8 @@ class MulTHParams(TrainHParams):
         values came from, so nothing is guessed from the values themselves.
         """
         fam, _, era = self.defaults_from.partition("/")
-        if fam in _ERA_VALUES and era in ERAS and self.hparams_era in ERAS and era != self.hparams_era:
+        if (fam in _ERA_VALUES and era in _ERA_VALUES[fam] and self.hparams_era in _ERA_VALUES[fam]
+                and era != self.hparams_era):
             old, new = _ERA_VALUES[fam][era], _ERA_VALUES[fam][self.hparams_era]
             for k, v in old.items():
                 if getattr(self, k) == v:
@@ -101,13 +120,20 @@ class MulTHParams(TrainHParams):
             return self.position_embedding
         return self.hparams_era == "table2021"
 
-    def validate(self) -> None:
+    def validate(self, need_text_model: bool = True) -> None:
+        """One-line :class:`UserError` for an invalid combination. ``need_text_model=False`` skips the
+        text_model check (a model built from a ``BertConfig`` in tests)."""
         if self.hparams_era not in ERAS:
             raise UserError(f"hparams_era={self.hparams_era!r}: expected one of {', '.join(ERAS)}")
         fam, _, era = self.defaults_from.partition("/")
         if fam not in _ERA_VALUES or era not in ERAS:
-            raise UserError(f"defaults_from={self.defaults_from!r}: expected '<mosi|mosei>/<era>' "
+            raise UserError(f"defaults_from={self.defaults_from!r}: expected '<mosi|mosei|mintrec>/<era>' "
                             "(bookkeeping set by default_hparams; change hparams_era instead)")
+        if self.hparams_era not in _ERA_VALUES[fam]:
+            raise UserError(f"mult: the {fam} configuration has only hparams_era="
+                            f"{', '.join(_ERA_VALUES[fam])} (got {self.hparams_era!r})")
+        if need_text_model and self.text_mode == "bert" and not self.text_model:
+            raise UserError("mult: text_mode=bert needs --set text_model=PATH (a local BERT directory)")
         for d in (self.d_model, 2 * self.d_model):
             if d % self.num_heads:
                 raise UserError(f"MulT: d_model={self.d_model} needs d_model and 2*d_model divisible by "
@@ -130,11 +156,24 @@ _MOSEI = dict(d_model=30, num_heads=6, nlevels=4, conv_kernel_l=5, conv_kernel_a
               batch_size=4, learning_rate=5e-4, attn_dropout=0.4, attn_dropout_a=0.0, attn_dropout_v=0.0,
               relu_dropout=0.0, res_dropout=0.0, embed_dropout=0.0, text_dropout=0.3, output_dropout=0.5,
               grad_clip_value=0.6, plateau_patience=20, weight_decay=0.001)
+# thuiar/MIntRec configs/mult_bert.py (common + hyper-parameters) and methods/MULT/manager.py (specs §6):
+# one block ("current"); dst_feature_dims 120, nheads 8, n_levels 8, kernels l/v/a 5/1/1, attn dropout
+# l/v/a 0.0/0.2/0.2, relu 0, embed 0.1, res 0, output 0.2, text 0.4, grad_clip 0.5 (value, every
+# step), lr 3e-5, train/eval batch 16/8, wait_patience 8 (early stop and ReduceLROnPlateau), 100
+# epochs, eval_monitor f1; no accumulation (zero_grad every batch), no weight decay; the dev loss is
+# AverageMeter's per-sample mean; MIntRec's transformer always adds sinusoidal positions.
+_MINTREC = dict(d_model=120, num_heads=8, nlevels=8, conv_kernel_l=5, conv_kernel_a=1, conv_kernel_v=1,
+                batch_size=16, eval_batch_size=8, learning_rate=3e-5, attn_dropout=0.0, attn_dropout_a=0.2,
+                attn_dropout_v=0.2, relu_dropout=0.0, res_dropout=0.0, embed_dropout=0.1, text_dropout=0.4,
+                output_dropout=0.2, grad_clip_value=0.5, grad_accum=1, plateau_patience=8, plateau_factor=0.1,
+                weight_decay=0.0, early_stop=8, max_epochs=100, select_on="f1", val_loss="sample_mean",
+                position_embedding=True, text_mode="bert")
 _ERA_VALUES = {
     "mosi": {"current": _MOSI_NOW, "table2021": _MOSI_V1},
     "mosei": {"current": _MOSEI, "table2021": _MOSEI},  # unchanged; only the positions differ
+    "mintrec": {"current": _MINTREC},  # thuiar/MIntRec has one configuration
 }
-assert set(_MOSI_NOW) <= {f.name for f in fields(MulTHParams)}
+assert set(_MOSI_NOW) | set(_MINTREC) <= {f.name for f in fields(MulTHParams)}
 
 
 def _conv(d_in: int, d: int, k: int) -> nn.Module:
@@ -145,19 +184,20 @@ def _conv(d_in: int, d: int, k: int) -> nn.Module:
 @register_method("mult")
 class MulT(Method):
     HParams = MulTHParams
-    families = ("mosi", "mosei")
-    default_setting = "unaligned"  # MMSA's need_data_aligned=false
+    families = ("mosi", "mosei", "mintrec")
+    default_setting = "unaligned"  # MMSA's need_data_aligned=false; MIntRec is unaligned only
     export_keys = ("fused",)
-    description = ("Multimodal Transformer (MMSA): six cross-modal + three memory transformers, "
-                   "last-step readout, L1")
+    description = ("Multimodal Transformer (MMSA; MIntRec form on mintrec): six cross-modal + three memory "
+                   "transformers, last-step readout, L1 / cross-entropy")
 
     @classmethod
     def default_hparams(cls, family: str, setting: str, era: str = "current") -> MulTHParams:
-        """MMSA's values for ``family`` (identical for aligned and unaligned data)."""
+        """MMSA's values for ``family`` (identical for aligned and unaligned data); for ``mintrec`` the
+        thuiar/MIntRec configuration (``mult_bert``), whose only era is ``current``."""
         if family not in _ERA_VALUES:
-            raise UserError(f"mult has no configuration for {family!r} (supported: mosi, mosei)")
-        if era not in ERAS:
-            raise UserError(f"era {era!r}: expected one of {', '.join(ERAS)}")
+            raise UserError(f"mult has no configuration for {family!r} (supported: {', '.join(_ERA_VALUES)})")
+        if era not in _ERA_VALUES[family]:
+            raise UserError(f"era {era!r}: expected one of {', '.join(_ERA_VALUES[family])} for {family}")
         return MulTHParams(hparams_era=era, defaults_from=f"{family}/{era}", **_ERA_VALUES[family][era])
 
     @classmethod
@@ -170,17 +210,27 @@ class MulT(Method):
             "head": ("proj1", "proj2", "out_layer"),
         }
 
-    def __init__(self, hp: MulTHParams, info: DataInfo):
+    def __init__(self, hp: MulTHParams, info: DataInfo, bert_config=None):
+        """``bert_config`` (a ``transformers.BertConfig``) builds a randomly initialised BERT instead of
+        loading ``hp.text_model`` (tests; implies ``text_mode=bert``)."""
         super().__init__(hp, info)
-        hp.validate()
-        if not info.has_text_features:
+        hp.validate(need_text_model=bert_config is None)
+        self.text = None  # features mode: the batch's frozen ``text`` array, no module
+        if hp.text_mode == "bert" or bert_config is not None:
+            # MIntRec builds BERTEncoder first (MULT.py); its parameters are in the one Adam group.
+            self.text = TextInput("mult", info, "bert", hp.text_model, hp.text_finetune, bert_config)
+            d_text = self.text.dim
+        elif not info.has_text_features:
             raise UserError("mult (MMSA, use_bert=False) needs precomputed text features (the pickle's "
-                            "'text' array); this dataset has only BERT token ids")
+                            "'text' array); this dataset has only BERT token ids: use --set text_mode=bert "
+                            "--set text_model=PATH")
+        else:
+            d_text = info.dims["text"]
         d = hp.d_model
         dims = info.dims
         self.kernels = {"text": hp.conv_kernel_l, "audio": hp.conv_kernel_a, "vision": hp.conv_kernel_v}
         # Construction order follows MULT.py so the parameter layout reads the same.
-        self.proj_l = _conv(dims["text"], d, hp.conv_kernel_l)
+        self.proj_l = _conv(d_text, d, hp.conv_kernel_l)
         self.proj_a = _conv(dims["audio"], d, hp.conv_kernel_a)
         self.proj_v = _conv(dims["vision"], d, hp.conv_kernel_v)
         # Attention dropout follows the source (key/value) modality (MULT.py:47-54, get_network).
@@ -212,7 +262,8 @@ class MulT(Method):
     def forward(self, batch: Split) -> dict[str, torch.Tensor]:
         hp = self.hp
         p_text = hp.text_dropout if hp.text_input_dropout == "text_dropout" else hp.embed_dropout
-        x_l = F.dropout(batch.text, p=p_text, training=self.training)  # audio/vision: no input dropout
+        text = batch.text if self.text is None else self.text(batch)[0]  # BERT: last hidden state (B, T, 768)
+        x_l = F.dropout(text, p=p_text, training=self.training)  # audio/vision: no input dropout
         h_l = self._project(self.proj_l, x_l)
         h_a = self._project(self.proj_a, batch.audio)
         h_v = self._project(self.proj_v, batch.vision)
@@ -244,8 +295,13 @@ class MulT(Method):
 
     def record(self) -> dict:
         hp = self.hp
+        if self.text is None:
+            text_input = f"frozen features ({self.info.dims['text']}-d), MMSA use_bert=False"
+        else:
+            text_input = (f"BERT last hidden state ({self.text.dim}-d, {self.text.source}, "
+                          f"{'fine-tuned' if hp.text_finetune else 'frozen'})")
         return {
-            "text_input": f"frozen features ({self.info.dims['text']}-d), MMSA use_bert=False",
+            "text_input": text_input,
             "hparams_era": hp.hparams_era,
             "position_embedding": hp.use_position_embedding,
             "memory_layers": max(hp.nlevels, 3),

@@ -55,7 +55,11 @@ def collect_cells(spec: TableSpec, results_dir: Path, source: str, opts: CheckOp
         by_key.setdefault((r["method"], r["dataset"], r["setting"]), []).append(r)
     cells = {}
     for p in plan(spec, source, opts.profile if source == "synthetic" else "full", opts.overrides):
-        hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides, opts.epochs)
+        try:
+            hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides, opts.epochs)
+        except UserError:  # e.g. a BERT row without --set text_model: it cannot have results
+            cells[(p.row.label, p.setting)] = []
+            continue
         want = _canon(json.loads(_canon(dataclasses.asdict(hp))))
         found = [r for r in by_key.get((p.row.method, p.dataset, p.setting), []) if _canon(r["config"]) == want]
         cells[(p.row.label, p.setting)] = found

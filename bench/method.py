@@ -104,6 +104,11 @@ class Method(nn.Module):
     def after_step(self, out: dict[str, torch.Tensor], batch: Split, epoch: int) -> None:
         """Hook called after each training batch's backward pass (Self-MM updates its labels)."""
 
+    def on_epoch_end(self, epoch: int, valid: dict[str, float], improved: bool,
+                     optimizer: torch.optim.Optimizer) -> None:
+        """Hook called after each epoch's validation and checkpoint selection, before the plateau
+        scheduler (``improved``: this epoch is the new best; MISA-MIntRec decays its lr here)."""
+
     def record(self) -> dict[str, Any]:
         """Facts about the built model worth storing with the result (e.g. the text mode used)."""
         return {}

@@ -160,7 +160,7 @@ def vmap_blocker(model: nn.Module) -> str | None:
         if type(m).__module__.startswith("transformers."):
             return f"it runs a Hugging Face model ({name}: {type(m).__name__}; K copies of BERT)"
     cls = type(model)
-    for hook in ("on_epoch_start", "after_step"):
+    for hook in ("on_epoch_start", "after_step", "on_epoch_end"):
         if getattr(cls, hook) is not getattr(Method, hook):
             return f"it overrides the per-step hook {hook}() (state outside the parameters)"
     return None

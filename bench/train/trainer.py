@@ -150,6 +150,7 @@ def train(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, see
         if improved:
             best_value, best_epoch = value, epoch
             best_state = copy.deepcopy(model.state_dict())
+        model.on_epoch_end(epoch, valid_metrics, improved, optimizer)
         if scheduler is not None:
             scheduler.step(valid_metrics["loss"])
         row = {

@@ -110,7 +110,8 @@ def test_registered_and_text_features_required():
     from bench.errors import UserError
     from bench.registry import methods
 
-    assert methods()["mult"] is MulT and MulT.families == ("mosi", "mosei")
+    # mintrec = the thuiar/MIntRec form (tests/baselines/test_mintrec_forms.py)
+    assert methods()["mult"] is MulT and MulT.families == ("mosi", "mosei", "mintrec")
     info = dataclasses.replace(canonical_info("mosi", "unaligned"), has_text_features=False)
     with pytest.raises(UserError, match="text features"):
         MulT(MulTHParams(), info)
