@@ -26,3 +26,12 @@ def apply_era(hp, eras: dict[str, dict[str, dict]]) -> None:
     for key, value in target.items():
         if getattr(hp, key) == current[key]:
             setattr(hp, key, value)
+
+
+def era_defaults(method: str, hp_cls, eras: dict[str, dict[str, dict]], family: str, era: str):
+    """``hp_cls`` with the values of ``eras[family][era]`` (the ``default_hparams`` of an era-aware method)."""
+    if family not in eras:
+        raise UserError(f"{method} has no configuration for {family!r} (supported: {', '.join(eras)})")
+    if era not in eras[family]:
+        raise UserError(f"{method}: unknown hparams_era {era!r} (expected {', '.join(eras[family])})")
+    return hp_cls(hparams_era=era, hparams_family=family, **eras[family][era])

@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from baselines._eras import apply_era
+from baselines._eras import apply_era, era_defaults
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -236,11 +236,7 @@ class MISA(Method):
 
     @classmethod
     def default_hparams(cls, family: str, setting: str, era: str = "current") -> MISAHParams:
-        if family not in ERAS:
-            raise UserError(f"misa has no configuration for {family!r} (supported: {', '.join(ERAS)})")
-        if era not in ERAS[family]:
-            raise UserError(f"misa: unknown hparams_era {era!r} (expected {', '.join(ERAS[family])})")
-        return MISAHParams(hparams_era=era, hparams_family=family, **ERAS[family][era])
+        return era_defaults("misa", MISAHParams, ERAS, family, era)
 
     @classmethod
     def describe_groups(cls) -> dict[str, tuple[str, ...]]:

@@ -60,7 +60,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from baselines._eras import apply_era
+from baselines._eras import apply_era, era_defaults
 from baselines._mmim_losses import cpc_nce, gaussian_entropy, gaussian_lld
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
@@ -264,11 +264,7 @@ class MMIM(Method):
 
     @classmethod
     def default_hparams(cls, family: str, setting: str, era: str = "current") -> MMIMHParams:
-        if family not in ERAS:
-            raise UserError(f"mmim has no configuration for {family!r} (supported: mosi, mosei)")
-        if era not in ERAS[family]:
-            raise UserError(f"mmim: unknown hparams_era {era!r} (expected {', '.join(ERAS[family])})")
-        return MMIMHParams(hparams_era=era, hparams_family=family, **ERAS[family][era])
+        return era_defaults("mmim", MMIMHParams, ERAS, family, era)
 
     @classmethod
     def describe_groups(cls) -> dict[str, tuple[str, ...]]:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from baselines._eras import apply_era
+from baselines._eras import apply_era, era_defaults
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -163,11 +163,7 @@ class SelfMM(Method):
 
     @classmethod
     def default_hparams(cls, family: str, setting: str, era: str = "current") -> SelfMMHParams:
-        if family not in ERAS:
-            raise UserError(f"self_mm has no configuration for {family!r} (supported: mosi, mosei)")
-        if era not in ERAS[family]:
-            raise UserError(f"self_mm: unknown hparams_era {era!r} (expected {', '.join(ERAS[family])})")
-        return SelfMMHParams(hparams_era=era, hparams_family=family, **ERAS[family][era])
+        return era_defaults("self_mm", SelfMMHParams, ERAS, family, era)
 
     @classmethod
     def describe_groups(cls) -> dict[str, tuple[str, ...]]:
