@@ -266,9 +266,50 @@ def plan(spec: TableSpec, source: str, profile: str, user_sets: dict | None = No
             if profile == "compact":
                 overrides.update(spec.compact_overrides.get(row.method, spec.compact_default))
             overrides.update(row.overrides)
-            overrides.update(user_sets or {})
+            overrides.update(sets_for(row.method, user_sets or {}))
             out.append(PlannedRun(row, setting, dataset, overrides))
+    if user_sets:
+        check_sets_used(user_sets, {r.method for r in spec.measured_rows() if _available(r.method)})
     return out
+
+
+def sets_for(method: str, user_sets: dict) -> dict:
+    """The ``--set`` values that apply to ``method``: ``key=value`` where its hyper-parameters have ``key``,
+    and ``method.key=value`` (only that method)."""
+    from bench.method import hparam_fields
+    from bench.registry import get_method
+
+    names = hparam_fields(get_method(method).HParams)
+    out = {}
+    for key, value in user_sets.items():
+        scope, dot, name = key.rpartition(".")
+        if dot and scope == method:
+            out[name] = value
+        elif not dot and key in names:
+            out[key] = value
+    return out
+
+
+def check_sets_used(user_sets: dict, methods_in_table: set[str]) -> None:
+    """A ``--set`` that no row of the table can take is a typo: say so (instead of silently ignoring it)."""
+    from bench.errors import did_you_mean
+    from bench.method import hparam_fields
+    from bench.registry import get_method
+
+    known = {m: set(hparam_fields(get_method(m).HParams)) for m in methods_in_table}
+    for key in user_sets:
+        scope, dot, name = key.rpartition(".")
+        if dot:
+            if scope not in known:
+                raise UserError(f"--set {key}: no row of this table runs method {scope!r} "
+                                f"(rows: {', '.join(sorted(known))})")
+            if name not in known[scope]:
+                raise UserError(f"--set {key}: {scope} has no hyper-parameter {name!r}."
+                                f"{did_you_mean(name, known[scope])}")
+        elif not any(key in names for names in known.values()):
+            every = set().union(*known.values()) if known else set()
+            raise UserError(f"--set {key}: no method of this table has that hyper-parameter."
+                            f"{did_you_mean(key, every)}")
 
 
 # ------------------------------------------------------------------------------------ settings

@@ -100,3 +100,24 @@ def test_figure_6_renders_on_mosi229(tmp_path, capsys):
     assert main([*args, "--settings", "unaligned"]) == 0, capsys.readouterr().err
     assert (tmp_path / "figures" / "fig6-real.png").exists()
     assert "weights vs importance-from-errors: Spearman" in capsys.readouterr().out
+
+
+def test_set_applies_to_the_rows_that_have_the_key():
+    spec = TABLES[1]
+    runs = {(p.row.label, p.setting): p.overrides for p in plan(spec, "synthetic", "compact",
+                                                                    {"d_model": "16", "misa.hidden_size": "8"})}
+    assert runs[("EMOE", "aligned")]["d_model"] == "16" and runs[("MulT", "aligned")]["d_model"] == "16"
+    assert "d_model" not in runs[("LF-DNN", "aligned")] and "d_model" not in runs[("MISA", "aligned")]
+    assert runs[("MISA", "unaligned")]["hidden_size"] == "8"
+    assert runs[("MMIM", "unaligned")].get("hidden_size") is None  # scoped to misa only
+
+
+@pytest.mark.parametrize("sets, message", [
+    ({"d_modle": "16"}, "--set d_modle: no method of this table has that hyper-parameter. Did you mean"),
+    ({"misa.hidden_sise": "8"}, "--set misa.hidden_sise: misa has no hyper-parameter 'hidden_sise'"),
+    ({"tfn.hidden_text": "8"}, "no row of this table runs method 'tfn'"),
+])
+def test_a_set_no_row_can_take_is_an_error(sets, message):
+    spec = TABLES[1] if "tfn" not in str(sets) else TABLES[4]
+    with pytest.raises(UserError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        plan(spec, "synthetic", "compact", sets)
