@@ -155,10 +155,14 @@ TABLES: dict[int, TableSpec] = {
                      "target uses c_m = (1 - p_true,m)^2 (our design, emoe/config.py MINTREC_NOTE). "
                      "MIntRec features are unaligned. MulT, MISA and MAG-BERT fine-tune BERT as in thuiar/MIntRec "
                      "(real data: --set text_model=PATH to a local bert-base-uncased); the compact budget "
-                     "gives MulT and MISA the synthetic text features instead."),
+                     "gives MulT and MISA the synthetic text features instead, and MAG-BERT (which works inside "
+                     "BERT) a randomly initialised 4-layer BERT: its compact row checks the pipeline only."),
         compact_overrides={"emoe": EMOE_COMPACT,
                            "mult": {**BASELINE_COMPACT["mult"], "text_mode": "features"},
-                           "misa": {**BASELINE_COMPACT["misa"], "text_mode": "features"}},
+                           "misa": {**BASELINE_COMPACT["misa"], "text_mode": "features"},
+                           # MAG works inside BERT (no features mode) and no pretrained BERT is available
+                           # offline: a random 4-layer BERT, i.e. a pipeline check, not a MAG-BERT result
+                           "mag_bert": {**_BUDGET, "text_model": "random:bert-mini"}},
         compact_default=_BUDGET,
         metric_keys={"f1": "f1"},
         metric_labels={"acc": "Acc", "f1": "F1 (macro)", "precision": "P (macro)", "recall": "R (macro)"},

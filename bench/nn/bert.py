@@ -19,9 +19,13 @@ from torch import nn
 
 from bench.errors import UserError
 
-__all__ = ["RANDOM_BERT_BASE", "BertTextEncoder", "load_bert"]
+__all__ = ["RANDOM_BERTS", "RANDOM_BERT_BASE", "BertTextEncoder", "load_bert"]
 
 RANDOM_BERT_BASE = "random:bert-base-uncased"
+# Randomly initialised geometries (no weights exist offline): bert-base for counting, bert-mini (4 layers,
+# 256-d, Turc et al. 2019's geometry) for pipeline smoke runs of BERT-only methods on a CPU.
+RANDOM_BERTS = {RANDOM_BERT_BASE: {}, "random:bert-mini": dict(hidden_size=256, num_hidden_layers=4,
+                                                                  num_attention_heads=4, intermediate_size=1024)}
 
 
 def load_bert(path_or_name: str, add_pooling_layer: bool = True) -> nn.Module:
@@ -32,11 +36,12 @@ def load_bert(path_or_name: str, add_pooling_layer: bool = True) -> nn.Module:
         raise UserError("text_mode=bert needs the 'transformers' package "
                         "(pip install emoe-bench[bert])") from e
     if path_or_name.startswith("random:"):
-        if path_or_name != RANDOM_BERT_BASE:
-            raise UserError(f"unknown random BERT {path_or_name!r}; the only one is {RANDOM_BERT_BASE!r}")
+        if path_or_name not in RANDOM_BERTS:
+            raise UserError(f"unknown random BERT {path_or_name!r}; expected one of {', '.join(RANDOM_BERTS)}")
         from transformers import BertConfig
 
-        return BertModel(BertConfig(), add_pooling_layer=add_pooling_layer)  # BertConfig() = bert-base
+        # BertConfig() = bert-base geometry (vocabulary 30522)
+        return BertModel(BertConfig(**RANDOM_BERTS[path_or_name]), add_pooling_layer=add_pooling_layer)
     try:
         return BertModel.from_pretrained(os.path.expanduser(path_or_name), local_files_only=True,
                                          add_pooling_layer=add_pooling_layer)
