@@ -32,7 +32,7 @@ from baselines._eras import apply_era, era_defaults
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
-from bench.nn.text import TextInput, text_mask
+from bench.nn.text import TextInput, av_lengths
 from bench.registry import register_method
 
 HEADS = ("f", "t", "a", "v")  # fusion, text, audio, vision: rows of the ULGM label table
@@ -198,16 +198,8 @@ class SelfMM(Method):
 
     # ------------------------------------------------------------------------------ forward
     def _lengths(self, batch: Split) -> tuple[torch.Tensor, torch.Tensor]:
-        mode = self.hp.lengths_from
-        own = batch.audio_lengths is not None and batch.vision_lengths is not None
-        if mode == "own" and not own:
-            raise UserError("self_mm: lengths_from=own needs audio/vision lengths (unaligned data)")
-        if mode == "own" or (mode == "auto" and own):
-            self.lengths_used = "own"
-            return batch.audio_lengths, batch.vision_lengths
-        self.lengths_used = "text"
-        n = text_mask(batch).sum(dim=1).round().long()
-        return n, n
+        len_a, len_v, self.lengths_used = av_lengths(batch, self.hp.lengths_from, "self_mm")
+        return len_a, len_v
 
     def forward(self, batch: Split) -> dict[str, torch.Tensor]:
         seq, _ = self.text(batch)

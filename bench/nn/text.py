@@ -91,3 +91,18 @@ def freeze_bert_layers(text: TextInput, n_layers: int) -> None:
         if i < n_layers:
             for p in layer.parameters():
                 p.requires_grad_(False)
+
+
+def av_lengths(batch: Split, mode: str, method: str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(audio lengths, vision lengths, "own" | "text") for packing audio/vision LSTMs.
+
+    ``mode``: "own" (the dataset's audio/vision lengths; unaligned data only), "text" (the text length for
+    both, MMSA's choice on aligned data) or "auto" (own when the batch has them, else text).
+    """
+    own = batch.audio_lengths is not None and batch.vision_lengths is not None
+    if mode == "own" and not own:
+        raise UserError(f"{method}: lengths_from=own needs audio/vision lengths (unaligned data)")
+    if mode == "own" or (mode == "auto" and own):
+        return batch.audio_lengths, batch.vision_lengths, "own"
+    n = text_mask(batch).sum(dim=1).round().long()
+    return n, n, "text"

@@ -45,3 +45,13 @@ def make_bundle(setting: str = "unaligned", sizes=(48, 16, 16), seed: int = 0) -
     splits = {k: make_split(n, gen, setting) for k, n in zip(("train", "valid", "test"), sizes, strict=True)}
     return DatasetBundle(name="tiny", family="mosi", setting=setting, task="regression", splits=splits,
                          source="synthetic", fingerprint=f"tiny-{setting}-{seed}")
+
+
+def lstm_params(d_in: int, h: int) -> int:
+    """Parameters of a one-layer, one-direction ``nn.LSTM(d_in, h)``: 4 gates x (input + hidden weights) + 2 biases."""
+    return 4 * h * (d_in + h) + 2 * 4 * h
+
+
+def linear_params(i: int, o: int) -> int:
+    """Parameters of ``nn.Linear(i, o)``."""
+    return i * o + o

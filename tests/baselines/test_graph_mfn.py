@@ -11,6 +11,8 @@ from baselines.graph_mfn import DynamicFusionGraph, GraphMFN, GraphMFNHParams
 from bench.cli import main
 from bench.describe import canonical_info, count_groups
 from bench.train.trainer import train
+from tests.baselines.helpers import linear_params as _linear
+from tests.baselines.helpers import lstm_params as _lstm
 from tests.baselines.helpers import make_bundle as make_tiny
 from tests.conftest import shared_data
 from tests.helpers import make_bundle
@@ -18,14 +20,6 @@ from tests.helpers import make_bundle
 SMALL = dict(hidden_text=8, hidden_audio=4, hidden_vision=4, mem_size=6, inner_node_dim=3, dfg_hidden=5,
              att2_hidden=5, gamma1_hidden=5, gamma2_hidden=5, out_hidden=5)
 SMALL_CLI = [x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]
-
-
-def _lstm(d_in, h):
-    return 4 * h * (d_in + h) + 2 * 4 * h
-
-
-def _linear(i, o):
-    return i * o + o
 
 
 @pytest.mark.parametrize("family,dims", [("mosi", (768, 5, 20)), ("mosei", (768, 74, 35))])

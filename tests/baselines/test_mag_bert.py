@@ -24,10 +24,7 @@ from bench.data.tensors import DatasetBundle, Split
 from bench.describe import canonical_info, count_groups
 from bench.errors import UserError
 from bench.train.trainer import train
-
-
-def _linear(i, o):
-    return i * o + o
+from tests.baselines.helpers import linear_params as _linear
 
 
 def _lstm2(d_in, h):  # nn.LSTM(d_in, h, num_layers=2): two layers, each 4h(in + h) + 2·4h

@@ -12,6 +12,7 @@ from bench.cli import main
 from bench.describe import canonical_info, count_groups
 from bench.errors import UserError
 from bench.train.trainer import train
+from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import make_bundle as make_tiny
 from tests.conftest import shared_data
 from tests.helpers import make_bundle
@@ -25,10 +26,6 @@ SMALL = ["--set", "hidden_text=8", "--set", "hidden_vision=8", "--set", "memsize
 
 def _cell(d_in, h):  # LSTMCell or one-layer LSTM
     return 4 * h * (d_in + h) + 2 * 4 * h
-
-
-def _linear(i, o):
-    return i * o + o
 
 
 def _expected_counts(dl, da, dv, hl, ha, hv, zy, zl, za, zv, fy, fl, fa, fv, mem, nn1, nn2, g1, g2, out):

@@ -13,11 +13,8 @@ from bench.data.tensors import DataInfo, Split
 from bench.describe import canonical_info, count_groups
 from bench.errors import UserError
 from bench.train.trainer import train
+from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import make_bundle, tiny_bert_config
-
-
-def _linear(i, o):
-    return i * o + o
 
 
 def _lstm(d_in, h, bidirectional=True):

@@ -12,13 +12,10 @@ from bench.data.tensors import DatasetBundle, Split
 from bench.describe import canonical_info, count_groups, describe
 from bench.train.seeding import seed_everything
 from bench.train.trainer import train
+from tests.baselines.helpers import linear_params as _linear
 from tests.conftest import shared_data
 
 TINY = dict(d_model=8, num_heads=2, nlevels=1, conv_kernel_l=3, conv_kernel_a=3, conv_kernel_v=3)
-
-
-def _linear(i, o):
-    return i * o + o
 
 
 def _encoder(d, layers):

@@ -5,15 +5,9 @@ import torch
 from baselines.tfn import TFN, TFNHParams, tensor_fusion
 from bench.describe import canonical_info, count_groups
 from bench.train.trainer import train
+from tests.baselines.helpers import linear_params as _linear
+from tests.baselines.helpers import lstm_params as _lstm
 from tests.helpers import make_bundle
-
-
-def _lstm(d_in, h):
-    return 4 * h * (d_in + h) + 2 * 4 * h
-
-
-def _linear(i, o):
-    return i * o + o
 
 
 def test_parameter_count_mosi_by_hand():
