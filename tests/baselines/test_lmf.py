@@ -1,10 +1,10 @@
-import numpy as np
 import pytest
 import torch
 
 from baselines.lmf import LMF, LMFHParams, low_rank_fusion
 from bench.describe import canonical_info, count_groups
 from bench.train.trainer import train
+from tests.baselines.helpers import assert_beats_constant, assert_gradients_reach
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import lstm_params as _lstm
 from tests.helpers import make_bundle
@@ -81,10 +81,7 @@ def test_trains_and_beats_constant_on_learnable_toy_data():
     hp = LMFHParams(hidden_text=32, hidden_audio=8, hidden_vision=8, dropout_audio=0.1, dropout_vision=0.1,
                     batch_size=32, max_epochs=25, early_stop=25)
     out = train(LMF, hp, bundle, seed=1111)
-    y = bundle.splits["test"].labels.numpy()
-    const_mae = np.mean(np.abs(y - bundle.splits["train"].labels.numpy().mean()))
-    assert out.test["mae"] < 0.8 * const_mae
-    assert out.test["corr"] > 0.5
+    assert_beats_constant(out, bundle)
 
 
 def test_gradient_reaches_every_subnet():
@@ -92,9 +89,7 @@ def test_gradient_reaches_every_subnet():
     model = LMF(LMFHParams(), bundle.info())
     b = bundle.splits["train"].take(torch.arange(15))  # odd: the L1 bias gradient mean(sign) cannot be 0
     model.loss_terms(model(b), b)["total"].backward()
-    for name in ("audio_subnet", "vision_subnet", "text_lstm", "text_proj"):
-        grads = [p.grad for p in getattr(model, name).parameters()]
-        assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads), name
+    assert_gradients_reach(model, ("audio_subnet", "vision_subnet", "text_lstm", "text_proj"))
     for name in ("audio_factor", "video_factor", "text_factor", "fusion_weights", "fusion_bias"):
         assert float(getattr(model, name).grad.abs().sum()) > 0, name
 
