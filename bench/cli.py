@@ -145,6 +145,9 @@ def cmd_run(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    from bench.store import require_results_dir
+
+    require_results_dir(args.out)
     if args.table is not None:
         from bench.tables_cli import run_table
 

@@ -499,6 +499,9 @@ def cmd_figure(args) -> int:
 
         torch.set_num_threads(args.threads)
     spec = require_figure(args.number)
+    from bench.store import require_results_dir
+
+    require_results_dir(args.out)
     source, data_root = data_source(args)
     seeds = parse_seeds(args.seeds) if args.seeds else parse_seeds(str(default_seeds(spec, source, args.profile)))
     grid = _csv(args.grid, float)

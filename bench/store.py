@@ -32,6 +32,23 @@ if TYPE_CHECKING:
 RESULT_SCHEMA = "emoe-bench/result/v1"
 
 
+def require_results_dir(out) -> Path:
+    """Check, before any training, that ``<out>/runs`` can be created and written (nothing is created here),
+    so a bad ``--out`` (a file on the way, no permission) is a one-line error up front instead of a
+    traceback after the first run has trained."""
+    from bench.errors import UserError
+
+    runs = Path(out) / "runs"
+    existing = runs
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"--out {out}: {existing} is a file, not a directory; expected a directory for the results")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {existing} is not writable; expected a writable directory for the results")
+    return runs
+
+
 def config_dir(out: Path, spec: RunSpec) -> Path:
     return Path(out) / "runs" / spec.method / f"{spec.dataset}-{spec.setting}" / spec.config_hash
 

@@ -34,6 +34,17 @@ def test_user_errors_exit_2_with_one_line(capsys, argv, fragment):
     assert "Traceback" not in err
 
 
+def test_out_that_is_a_file_is_refused_before_training(capsys, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    for argv in (["run", "--method", "lf_dnn", "--dataset", "synthetic-mosi", "--epochs", "1"],
+                 ["run", "--table", "4"], ["figure", "6"]):
+        code, out, err = _run(capsys, *argv, "--out", str(blocker / "results"), "--quiet")
+        assert code == 2 and err.count("\n") == 1, err
+        assert f"{blocker} is a file, not a directory" in err and "Traceback" not in err
+        assert "seed" not in out  # nothing trained
+
+
 def test_no_traceback_from_a_real_process(tmp_path):
     p = subprocess.run([sys.executable, "-m", "bench", "run", "--method", "nope", "--dataset", "synthetic-mosi",
                         "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
