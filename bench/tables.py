@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -357,9 +358,21 @@ def choose_settings(spec: TableSpec, requested: str | None, source: str, data_ro
         settings = present
     if settings == spec.settings and not notes:
         return spec, notes
-    assumptions = spec.assumptions.rstrip(".") + ". " + "; ".join(notes).capitalize() + "." if notes else \
-        spec.assumptions
+    assumptions = spec.assumptions
+    if requested and requested not in spec.settings:  # the spec's "... aligned used" sentence no longer holds
+        assumptions = _UNSTATED_SETTING.sub(f"setting unstated in the paper; {requested} used (--setting "
+                                            f"{requested}; the suite's default is {spec.settings[0]}).",
+                                            assumptions, count=1)
+        notes_for_caption = notes[1:]
+    else:
+        notes_for_caption = notes
+    if notes_for_caption:
+        assumptions = assumptions.rstrip(".") + ". " + "; ".join(notes_for_caption).capitalize() + "."
     return dataclasses.replace(spec, settings=settings, assumptions=assumptions), notes
+
+
+# the opening sentence of an assumptions text where the paper states no setting (Tables 4 and 5)
+_UNSTATED_SETTING = re.compile(r"^setting unstated in the paper; \w+ used(?: \([^)]*\))?\.")
 
 
 # ------------------------------------------------------------------------------------ running

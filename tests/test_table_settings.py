@@ -45,7 +45,12 @@ def test_setting_restricts_a_table_and_may_replace_an_unstated_one():
     spec, notes = choose_settings(TABLES[4], "unaligned", "synthetic")  # the paper states no setting
     assert spec.settings == ("unaligned",) and notes == ["run on unaligned data (--setting; the paper states no "
                                                          "setting)"]
-    assert spec.assumptions.endswith("Run on unaligned data (--setting; the paper states no setting).")
+    assert spec.assumptions.startswith("setting unstated in the paper; unaligned used (--setting unaligned; the "
+                                       "suite's default is aligned). Removing MoME")
+    assert "aligned used (its full row" not in spec.assumptions  # the default's sentence is replaced, not kept
+    spec, _ = choose_settings(TABLES[5], "unaligned", "synthetic")
+    assert spec.assumptions.startswith("setting unstated in the paper; unaligned used (--setting unaligned; the "
+                                       "suite's default is aligned). RE = router entropy")
     with pytest.raises(UserError, match="table 3 reports the settings unaligned; --setting aligned"):
         choose_settings(TABLES[3], "aligned", "synthetic")
 
@@ -84,7 +89,7 @@ def test_table_4_renders_on_mosi229(tmp_path, capsys):
     assert "note: run on unaligned data" in out and "budget: compact" in out
     md = (tmp_path / "tables" / "table4-real.md").read_text()
     assert "NON-STANDARD files" in md and "unaligned_50.pkl sha256 0249717835f1" in md
-    assert "Run on unaligned data" in md and "Compact budget" in md
+    assert "unaligned used (--setting unaligned" in md and "Compact budget" in md
     assert "[published]" not in md and "paper" not in md.split("\n\n")[0]  # no published numbers beside mosi229
     assert md.count("± ") >= 4 * 4  # four rows x four metrics, mean ± std over two seeds
 
