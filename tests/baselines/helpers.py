@@ -1,10 +1,11 @@
-"""Tiny hand-made datasets and a tiny random BERT for the MISA / Self-MM tests."""
+"""Shared test helpers: tiny hand-made datasets, a tiny random BERT config, parameter-count formulas."""
 
 from __future__ import annotations
 
 import torch
 
-from bench.data.tensors import DatasetBundle, Split
+from bench.data.tensors import DataInfo, DatasetBundle, Split
+from bench.describe import canonical_info, count_groups
 
 VOCAB = 200
 
@@ -55,6 +56,23 @@ def lstm_params(d_in: int, h: int) -> int:
 def linear_params(i: int, o: int) -> int:
     """Parameters of ``nn.Linear(i, o)``."""
     return i * o + o
+
+
+def meta_counts(method_cls, family: str, setting: str, hp=None, info: DataInfo | None = None,
+                **model_kwargs) -> tuple[torch.nn.Module, dict]:
+    """Build the model on the meta device (no memory, no init cost) and count its parameters by group.
+
+    ``hp`` defaults to ``method_cls.default_hparams(family, setting)`` and ``info`` to
+    ``canonical_info(family, setting)``; ``model_kwargs`` (e.g. ``bert_config=``) go to the constructor.
+    Returns ``(model, counts)`` with ``counts`` as from ``count_groups(model, method_cls.describe_groups())``.
+    """
+    if hp is None:
+        hp = method_cls.default_hparams(family, setting)
+    if info is None:
+        info = canonical_info(family, setting)
+    with torch.device("meta"):
+        model = method_cls(hp, info, **model_kwargs)
+    return model, count_groups(model, method_cls.describe_groups())
 
 
 def assert_beats_constant(outcome, bundle, factor: float = 0.8, min_corr: float = 0.5) -> None:

@@ -10,10 +10,10 @@ import torch
 from baselines._dmd_graph import EDGES, GraphDistillUnit, distance, edge_names, edge_prior
 from baselines.dmd import DMD, DMDHParams, hinge_cosine, margin_inputs, margin_loss, mse, ort_loss
 from bench.config import apply_overrides
-from bench.describe import canonical_info, count_groups, describe
+from bench.describe import canonical_info, describe
 from bench.errors import UserError
 from bench.train.trainer import train
-from tests.baselines.helpers import make_bundle, tiny_bert_config
+from tests.baselines.helpers import make_bundle, meta_counts, tiny_bert_config
 from tests.conftest import shared_data
 
 TINY = dict(d_model=8, num_heads=2, nlevels=1, memory_min_layers=1, conv_kernel_l=3, conv_kernel_a=3,
@@ -73,9 +73,7 @@ def _reference_counts(family, setting):
 ])
 def test_parameter_counts_match_reference(family, setting, total):
     hp = dataclasses.replace(DMD.default_hparams(family, setting), text_model="random:bert-base-uncased")
-    with torch.device("meta"):
-        model = DMD(hp, canonical_info(family, setting))
-    counts = count_groups(model, DMD.describe_groups())
+    _, counts = meta_counts(DMD, family, setting, hp=hp)
     assert "other" not in counts
     expected = _reference_counts(family, setting)
     assert {g: counts[g] for g in expected} == expected
@@ -86,9 +84,7 @@ def test_parameter_counts_match_reference(family, setting, total):
 
 def test_unused_projection_can_be_left_out():
     hp = dataclasses.replace(DMD.default_hparams("mosi", "unaligned"), build_unused=False)
-    with torch.device("meta"):
-        model = DMD(hp, canonical_info("mosi", "unaligned"))
-    counts = count_groups(model, DMD.describe_groups())
+    _, counts = meta_counts(DMD, "mosi", "unaligned", hp=hp)
     assert counts["proj_cosine_unused"] == 0 and counts["total"] == 12_578_232 - 2_282_650
 
 

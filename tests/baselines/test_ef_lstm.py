@@ -5,21 +5,17 @@ import torch
 
 from baselines._align import avg_pool_align
 from baselines.ef_lstm import EFLSTM, EFLSTMHParams
-from bench.describe import canonical_info, count_groups
+from bench.describe import canonical_info
 from bench.errors import UserError
 from bench.train.trainer import train
-from tests.baselines.helpers import assert_beats_constant, assert_gradients_reach
+from tests.baselines.helpers import assert_beats_constant, assert_gradients_reach, meta_counts
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import lstm_params as _lstm
 from tests.helpers import make_bundle
 
 
 def test_parameter_count_mosi_by_hand():
-    info = canonical_info("mosi", "aligned")  # T 50; text 768, audio 5, vision 20
-    hp = EFLSTM.default_hparams("mosi", "aligned")
-    with torch.device("meta"):
-        model = EFLSTM(hp, info)
-    c = count_groups(model, EFLSTM.describe_groups())
+    _, c = meta_counts(EFLSTM, "mosi", "aligned")  # T 50; text 768, audio 5, vision 20
     norm = 2 * 50
     lstm = _lstm(793, 128) + 3 * _lstm(128, 128)
     head = _linear(128, 128) + _linear(128, 1)

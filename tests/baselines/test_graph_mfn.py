@@ -9,9 +9,8 @@ from torch.nn import functional as F
 
 from baselines.graph_mfn import DynamicFusionGraph, GraphMFN, GraphMFNHParams
 from bench.cli import main
-from bench.describe import canonical_info, count_groups
 from bench.train.trainer import train
-from tests.baselines.helpers import assert_beats_constant
+from tests.baselines.helpers import assert_beats_constant, meta_counts
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import lstm_params as _lstm
 from tests.baselines.helpers import make_bundle as make_tiny
@@ -25,11 +24,7 @@ SMALL_CLI = [x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]
 
 @pytest.mark.parametrize("family,dims", [("mosi", (768, 5, 20)), ("mosei", (768, 74, 35))])
 def test_parameter_count_by_hand(family, dims):
-    info = canonical_info(family, "aligned")
-    hp = GraphMFN.default_hparams(family, "aligned")
-    with torch.device("meta"):
-        model = GraphMFN(hp, info)
-    c = count_groups(model, GraphMFN.describe_groups())
+    model, c = meta_counts(GraphMFN, family, "aligned")
     ht, ha, hv = (256, 32, 256) if family == "mosi" else (64, 16, 64)
     k = 64 if family == "mosi" else 128
     mem = 300

@@ -25,6 +25,7 @@ from bench.describe import canonical_info, count_groups
 from bench.errors import UserError
 from bench.train.trainer import train
 from tests.baselines.helpers import linear_params as _linear
+from tests.baselines.helpers import meta_counts
 
 
 def _lstm2(d_in, h):  # nn.LSTM(d_in, h, num_layers=2): two layers, each 4h(in + h) + 2·4h
@@ -108,9 +109,7 @@ def test_parameter_count_mosi_unaligned_adds_ctc():
 
 def test_describe_reads_only_the_local_config_on_the_meta_device(tiny_bert_dir):
     hp = dataclasses.replace(MAGBert.default_hparams("mosi", "aligned"), text_model=str(tiny_bert_dir))
-    with torch.device("meta"):
-        model = MAGBert(hp, canonical_info("mosi", "aligned"))
-    c = count_groups(model, MAGBert.describe_groups())
+    _, c = meta_counts(MAGBert, "mosi", "aligned", hp=hp)
     d_t = 16  # the tiny config's width
     assert c["mag"] == _linear(20 + d_t, d_t) + _linear(5 + d_t, d_t) + _linear(20, d_t) + _linear(5, d_t) + 2 * d_t
     assert c["classifier"] == _linear(d_t, 1)

@@ -9,10 +9,10 @@ import torch
 from baselines._align import avg_pool_align
 from baselines.mctn import MCTN, MCTNHParams, _Attention, _Decoder, _Encoder, translate
 from bench.cli import main
-from bench.describe import canonical_info, count_groups
+from bench.describe import canonical_info
 from bench.errors import UserError
 from bench.train.trainer import evaluate, train
-from tests.baselines.helpers import assert_beats_constant
+from tests.baselines.helpers import assert_beats_constant, meta_counts
 from tests.baselines.helpers import make_bundle as make_tiny
 from tests.conftest import shared_data
 from tests.helpers import make_bundle
@@ -30,11 +30,7 @@ def _linear(i, o, bias=True):
 
 
 def test_parameter_count_mosi_by_hand():
-    info = canonical_info("mosi", "aligned")  # T 50; text 768, audio 5, vision 20 -> pad_dim 768
-    hp = MCTN.default_hparams("mosi", "aligned")
-    with torch.device("meta"):
-        model = MCTN(hp, info)
-    c = count_groups(model, MCTN.describe_groups())
+    model, c = meta_counts(MCTN, "mosi", "aligned")  # T 50; text 768, audio 5, vision 20 -> pad_dim 768
     h, d = 32, 768
     attention = _linear(2 * h, h, bias=False) + _linear(h, 1, bias=False)
     decoder = _lstm(d + h, h, bidirectional=True) + _linear(2 * h, d)

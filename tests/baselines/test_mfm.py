@@ -9,10 +9,10 @@ import torch
 from baselines._align import avg_pool_align
 from baselines.mfm import ADAM_DEFAULT_LR, MFM, MFMHParams, _Decoder, mmd, mmsa_kernel
 from bench.cli import main
-from bench.describe import canonical_info, count_groups
+from bench.describe import canonical_info
 from bench.errors import UserError
 from bench.train.trainer import train
-from tests.baselines.helpers import assert_beats_constant
+from tests.baselines.helpers import assert_beats_constant, meta_counts
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import make_bundle as make_tiny
 from tests.conftest import shared_data
@@ -47,11 +47,8 @@ def _expected_counts(dl, da, dv, hl, ha, hv, zy, zl, za, zv, fy, fl, fa, fv, mem
 
 @pytest.mark.parametrize("family,setting", [("mosi", "aligned"), ("mosei", "unaligned")])
 def test_parameter_count_by_hand(family, setting):
-    info = canonical_info(family, setting)
     hp = MFM.default_hparams(family, setting)
-    with torch.device("meta"):
-        model = MFM(hp, info)
-    c = count_groups(model, MFM.describe_groups())
+    _, c = meta_counts(MFM, family, setting, hp=hp)
     if family == "mosi":  # text 768, audio 5, vision 20; MMSA "mfm" MOSI block
         want = _expected_counts(768, 5, 20, 128, 32, 128, 80, 64, 80, 80, 64, 32, 16, 64, 64, 32, 64, 32, 64, 128)
     else:  # text 768, audio 74, vision 35; MOSEI block
@@ -60,9 +57,8 @@ def test_parameter_count_by_hand(family, setting):
     assert c["total"] == sum(want.values()) and "other" not in c
     if family == "mosi":
         assert c["total"] == 1416123
-    with torch.device("meta"):
-        lean = MFM(dataclasses.replace(hp, build_unused=False), info)
-    assert count_groups(lean, MFM.describe_groups())["total"] == c["total"] - want["unused_mfn_head"]
+    _, lean = meta_counts(MFM, family, setting, hp=dataclasses.replace(hp, build_unused=False))
+    assert lean["total"] == c["total"] - want["unused_mfn_head"]
 
 
 def test_defaults_follow_mmsa_config():

@@ -11,10 +11,9 @@ from torch.nn import functional as F
 from baselines._align import avg_pool_align, pool_geometry
 from baselines.mfn import MFN, MLP2, MFNHParams, delta_memory_attention, gated_memory_update, lstm_cell_states
 from bench.cli import main
-from bench.describe import canonical_info, count_groups
 from bench.errors import UserError
 from bench.train.trainer import train
-from tests.baselines.helpers import assert_beats_constant, assert_gradients_reach
+from tests.baselines.helpers import assert_beats_constant, assert_gradients_reach, meta_counts
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import lstm_params as _lstm
 from tests.baselines.helpers import make_bundle as make_tiny
@@ -28,11 +27,8 @@ SMALL_CLI = [x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")]
 
 @pytest.mark.parametrize("family,dims", [("mosi", (768, 5, 20)), ("mosei", (768, 74, 35))])
 def test_parameter_count_by_hand(family, dims):
-    info = canonical_info(family, "aligned")
     hp = MFN.default_hparams(family, "aligned")
-    with torch.device("meta"):
-        model = MFN(hp, info)
-    c = count_groups(model, MFN.describe_groups())
+    _, c = meta_counts(MFN, family, "aligned", hp=hp)
     ht, ha, hv = (256, 32, 256) if family == "mosi" else (128, 32, 128)
     mem = 400 if family == "mosi" else 128
     h1, h2, g1, g2, o = (32, 64, 256, 32, 128) if family == "mosi" else (128, 128, 256, 256, 128)
@@ -47,9 +43,8 @@ def test_parameter_count_by_hand(family, dims):
     if family == "mosi":
         assert c["total"] == 2_172_657
     # unaligned data builds the same network (alignment has no parameters)
-    with torch.device("meta"):
-        un = MFN(hp, canonical_info(family, "unaligned"))
-    assert count_groups(un, MFN.describe_groups())["total"] == c["total"]
+    _, un = meta_counts(MFN, family, "unaligned", hp=hp)
+    assert un["total"] == c["total"]
 
 
 def test_defaults_follow_mmsa_config():

@@ -19,11 +19,12 @@ from torch.nn import functional as F
 from baselines.misa import MISA, domain_loss, grad_reverse
 from baselines.mult import MulT
 from bench.config import apply_overrides
-from bench.describe import canonical_info, count_groups, describe
+from bench.describe import canonical_info, describe
 from bench.errors import UserError
 from bench.nn.bert import RANDOM_BERT_BASE
 from bench.runner import resolve_hparams
 from bench.train.trainer import train
+from tests.baselines.helpers import meta_counts
 
 BERT_BASE = 109_482_240  # bert-base-uncased with its (unused) pooler: MIntRec's BertModel(config) keeps it
 MULT_TINY = dict(d_model=8, num_heads=2, nlevels=1, conv_kernel_l=3)
@@ -138,9 +139,7 @@ def test_mult_parameter_counts_on_mintrec_shapes():
 
     info = canonical_info("mintrec", "unaligned")  # text 30 x 768 (BERT), audio 480 x 768, video 230 x 256
     hp = MulT.default_hparams("mintrec", "unaligned")
-    with torch.device("meta"):
-        model = MulT(hp, info, bert_config=BertConfig())
-    counts = count_groups(model, MulT.describe_groups())
+    model, counts = meta_counts(MulT, "mintrec", "unaligned", hp=hp, info=info, bert_config=BertConfig())
     hand = _mult_by_hand(120, {"text": 5, "audio": 1, "vision": 1}, {"text": 768, "audio": 768, "vision": 256},
                          layers=8, classes=20)
     assert hand == {"conv_proj": 583_680, "crossmodal": 8_370_720, "memory": 16_665_120, "head": 1_052_660}
@@ -161,11 +160,7 @@ def _lstm(i, h):
 def test_misa_parameter_counts_on_mintrec_shapes():
     from transformers import BertConfig
 
-    info = canonical_info("mintrec", "unaligned")
-    hp = MISA.default_hparams("mintrec", "unaligned")
-    with torch.device("meta"):
-        model = MISA(hp, info, bert_config=BertConfig())
-    counts = count_groups(model, MISA.describe_groups())
+    _, counts = meta_counts(MISA, "mintrec", "unaligned", bert_config=BertConfig())
     h, d_t, d_a, d_v = 256, 768, 768, 256
 
     def seq(d):  # rnn1, LayerNorm(2d), rnn2, projection Linear(4d, H) + LayerNorm(H)
@@ -189,10 +184,8 @@ def test_misa_parameter_counts_on_mintrec_shapes():
     assert {k: counts[k] for k in hand} == hand and "other" not in counts
     assert counts["total"] == sum(hand.values()) == 140_023_067
     # MOSI/MOSEI (CMD) build no adversarial discriminator
-    with torch.device("meta"):
-        mosi = MISA(MISA.default_hparams("mosi", "unaligned"), canonical_info("mosi", "unaligned"),
-                    bert_config=BertConfig())
-    assert count_groups(mosi, MISA.describe_groups())["discriminator"] == 0 and mosi.discriminator is None
+    mosi, mosi_counts = meta_counts(MISA, "mosi", "unaligned", bert_config=BertConfig())
+    assert mosi_counts["discriminator"] == 0 and mosi.discriminator is None
 
 
 # ------------------------------------------------------------------------------ gradient reversal by hand

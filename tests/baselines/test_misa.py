@@ -6,9 +6,9 @@ import torch
 
 from baselines.misa import MISA, cmd, diff_loss
 from bench.config import apply_overrides
-from bench.describe import canonical_info, count_groups
+from bench.describe import canonical_info
 from bench.train.trainer import train
-from tests.baselines.helpers import make_bundle, tiny_bert_config
+from tests.baselines.helpers import make_bundle, meta_counts, tiny_bert_config
 
 
 # ------------------------------------------------------------------------------ parameter counts
@@ -17,10 +17,7 @@ from tests.baselines.helpers import make_bundle, tiny_bert_config
 def test_parameter_count_matches_mmsa(family, setting, total):
     from transformers import BertConfig
 
-    with torch.device("meta"):
-        model = MISA(MISA.default_hparams(family, setting), canonical_info(family, setting),
-                     bert_config=BertConfig())
-    counts = count_groups(model, MISA.describe_groups())
+    _, counts = meta_counts(MISA, family, setting, bert_config=BertConfig())
     assert counts["total"] == total
     assert counts["bert"] == 109_482_240
     assert "other" not in counts  # every parameter is in a documented group

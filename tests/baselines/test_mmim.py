@@ -14,7 +14,7 @@ from bench.describe import canonical_info, count_groups
 from bench.errors import UserError
 from bench.train.trainer import train
 from tests.baselines.helpers import linear_params as _linear
-from tests.baselines.helpers import make_bundle, tiny_bert_config
+from tests.baselines.helpers import make_bundle, meta_counts, tiny_bert_config
 
 
 def _lstm(d_in, h, bidirectional=True):
@@ -33,9 +33,7 @@ def test_parameter_count_by_hand(family, dims, total, setting):
     from transformers import BertConfig
 
     d_t, d_a, d_v = dims
-    with torch.device("meta"):
-        model = MMIM(MMIM.default_hparams(family, setting), canonical_info(family, setting), bert_config=BertConfig())
-    c = count_groups(model, MMIM.describe_groups())
+    _, c = meta_counts(MMIM, family, setting, bert_config=BertConfig())
     want = {
         "bert": 109_482_240,
         "audio_encoder": _lstm(d_a, 16) + _linear(32, 16),

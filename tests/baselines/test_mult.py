@@ -9,10 +9,11 @@ import torch
 from baselines.mult import MulT, MulTHParams
 from bench.config import apply_overrides
 from bench.data.tensors import DatasetBundle, Split
-from bench.describe import canonical_info, count_groups, describe
+from bench.describe import canonical_info, describe
 from bench.train.seeding import seed_everything
 from bench.train.trainer import train
 from tests.baselines.helpers import linear_params as _linear
+from tests.baselines.helpers import meta_counts
 from tests.conftest import shared_data
 
 TINY = dict(d_model=8, num_heads=2, nlevels=1, conv_kernel_l=3, conv_kernel_a=3, conv_kernel_v=3)
@@ -38,9 +39,7 @@ def _by_hand(d, k, dims):
 def test_parameter_counts_match_mmsa(family, era, expected, setting):
     info = canonical_info(family, setting)  # text 768; MOSI audio 5 / vision 20, MOSEI 74 / 35
     hp = MulT.default_hparams(family, setting, era)
-    with torch.device("meta"):
-        model = MulT(hp, info)
-    counts = count_groups(model, MulT.describe_groups())
+    _, counts = meta_counts(MulT, family, setting, hp=hp, info=info)
     assert "other" not in counts  # the four groups cover every parameter
     k = {"text": hp.conv_kernel_l, "audio": hp.conv_kernel_a, "vision": hp.conv_kernel_v}
     assert counts["total"] == expected == _by_hand(hp.d_model, k, info.dims)
@@ -48,9 +47,7 @@ def test_parameter_counts_match_mmsa(family, era, expected, setting):
 
 
 def test_mosi_current_groups():
-    with torch.device("meta"):
-        model = MulT(MulT.default_hparams("mosi", "unaligned"), canonical_info("mosi", "unaligned"))
-    c = count_groups(model, MulT.describe_groups())
+    model, c = meta_counts(MulT, "mosi", "unaligned")
     assert (c["conv_proj"], c["crossmodal"], c["memory"], c["head"]) == (198_250, 736_200, 1_456_200, 180_901)
     assert model.conv_lengths() == {"text": 46, "audio": 371, "vision": 496}
 

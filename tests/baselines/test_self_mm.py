@@ -7,9 +7,9 @@ import torch
 from baselines.self_mm import SelfMM
 from bench.config import apply_overrides
 from bench.data.tensors import DataInfo, Split
-from bench.describe import canonical_info, count_groups
+from bench.describe import canonical_info
 from bench.train.trainer import train
-from tests.baselines.helpers import make_bundle, tiny_bert_config
+from tests.baselines.helpers import make_bundle, meta_counts, tiny_bert_config
 
 
 # ------------------------------------------------------------------------------ parameter counts
@@ -19,10 +19,7 @@ from tests.baselines.helpers import make_bundle, tiny_bert_config
 def test_parameter_count_matches_mmsa(family, setting, total, non_bert):
     from transformers import BertConfig
 
-    with torch.device("meta"):
-        model = SelfMM(SelfMM.default_hparams(family, setting), canonical_info(family, setting),
-                       bert_config=BertConfig())
-    counts = count_groups(model, SelfMM.describe_groups())
+    _, counts = meta_counts(SelfMM, family, setting, bert_config=BertConfig())
     assert counts["total"] == total
     assert counts["total"] - counts["bert"] == non_bert
     assert "other" not in counts

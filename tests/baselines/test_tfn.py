@@ -2,20 +2,15 @@ import pytest
 import torch
 
 from baselines.tfn import TFN, TFNHParams, tensor_fusion
-from bench.describe import canonical_info, count_groups
 from bench.train.trainer import train
-from tests.baselines.helpers import assert_beats_constant, assert_gradients_reach
+from tests.baselines.helpers import assert_beats_constant, assert_gradients_reach, meta_counts
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import lstm_params as _lstm
 from tests.helpers import make_bundle
 
 
 def test_parameter_count_mosi_by_hand():
-    info = canonical_info("mosi", "unaligned")  # text 768, audio 5, vision 20
-    hp = TFN.default_hparams("mosi", "unaligned")
-    with torch.device("meta"):
-        model = TFN(hp, info)
-    c = count_groups(model, TFN.describe_groups())
+    _, c = meta_counts(TFN, "mosi", "unaligned")  # text 768, audio 5, vision 20
     audio = 2 * 5 + _linear(5, 32) + 2 * _linear(32, 32)
     vision = 2 * 20 + _linear(20, 128) + 2 * _linear(128, 128)
     text = _lstm(768, 128) + _linear(128, 32)
