@@ -68,6 +68,7 @@ from torch.nn import functional as F
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
+from bench.nn.bert import load_bert
 from bench.registry import register_method
 
 # thuiar/MIntRec methods/MAG_BERT/manager.py: no weight decay for these name fragments.
@@ -272,26 +273,6 @@ class AlignNet(nn.Module):
         return conv(x)
 
 
-def _load_bert(name: str) -> nn.Module:
-    """``bench.nn.bert.load_bert``; on the meta device (``bench describe``) only the local config is read,
-    because ``from_pretrained`` refuses to run under a meta device context."""
-    from bench.nn.bert import load_bert
-
-    if name.startswith("random:") or torch.empty(()).device.type != "meta":
-        return load_bert(name, add_pooling_layer=True)
-    import os
-
-    from transformers import BertConfig, BertModel
-
-    try:
-        config = BertConfig.from_pretrained(os.path.expanduser(name), local_files_only=True)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot read the BERT config of {name!r} without downloading ({first}); for counting "
-                        "parameters use --set text_model=random:bert-base-uncased") from None
-    return BertModel(config, add_pooling_layer=True)
-
-
 @register_method("mag_bert")
 class MAGBert(Method):
     HParams = MAGBertHParams
@@ -332,7 +313,7 @@ class MAGBert(Method):
         else:
             if not hp.text_model:
                 hp.validate()  # raises the "needs a BERT" message
-            self.bert = _load_bert(hp.text_model)
+            self.bert = load_bert(hp.text_model, add_pooling_layer=True)
             self.text_source = hp.text_model
         cfg = self.bert.config
         n_layers = int(cfg.num_hidden_layers)

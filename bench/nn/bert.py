@@ -42,6 +42,8 @@ def load_bert(path_or_name: str, add_pooling_layer: bool = True) -> nn.Module:
 
         # BertConfig() = bert-base geometry (vocabulary 30522)
         return BertModel(BertConfig(**RANDOM_BERTS[path_or_name]), add_pooling_layer=add_pooling_layer)
+    if torch.empty(()).device.type == "meta":  # counting (bench describe): from_pretrained refuses meta
+        return _from_local_config(path_or_name, add_pooling_layer)
     try:
         return BertModel.from_pretrained(os.path.expanduser(path_or_name), local_files_only=True,
                                          add_pooling_layer=add_pooling_layer)
@@ -50,6 +52,20 @@ def load_bert(path_or_name: str, add_pooling_layer: bool = True) -> nn.Module:
         raise UserError(
             f"cannot load BERT from {path_or_name!r} without downloading (local_files_only): {first}"
         ) from None
+
+
+def _from_local_config(path_or_name: str, add_pooling_layer: bool) -> nn.Module:
+    """The checkpoint's geometry with unloaded weights: only its ``config.json`` is read (under a meta
+    device context, where no weights could be held anyway)."""
+    from transformers import BertConfig, BertModel
+
+    try:
+        config = BertConfig.from_pretrained(os.path.expanduser(path_or_name), local_files_only=True)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot read the BERT config of {path_or_name!r} without downloading ({first}); for "
+                        "counting parameters use --set text_model=random:bert-base-uncased") from None
+    return BertModel(config, add_pooling_layer=add_pooling_layer)
 
 
 class BertTextEncoder(nn.Module):
