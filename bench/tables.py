@@ -641,6 +641,7 @@ _LATEX_UNICODE = {"±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "§":
 def latex_escape(text: str) -> str:
     """Plain text -> LaTeX (specials escaped, the few non-ASCII symbols the tables use spelled out)."""
     out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    out = out.replace("--", "-{}-")  # a command-line flag stays two hyphens (LaTeX would set an en dash)
     for k, v in _LATEX_UNICODE.items():
         out = out.replace(k, v)
     return out
@@ -657,7 +658,8 @@ def frame_to_latex(spec, df, collected, source) -> str:
     mask = pd.DataFrame(bold.to_numpy(), index=tex.index, columns=tex.columns)
     styler = tex.style.apply(lambda _: mask.map(lambda b: "textbf:--rwrap;" if b else ""), axis=None)
     label = f"tab:table{spec.number}-{source}"
-    cap = latex_escape(caption(spec, collected, source, df))
+    # LaTeX numbers the table itself: drop our "Table N: " so the PDF does not read "Table 1: Table 4: ..."
+    cap = latex_escape(caption(spec, collected, source, df).removeprefix(f"Table {spec.number}: "))
     return styler.to_latex(hrules=True, caption=cap, label=label, sparse_index=False,
                            column_format="ll" + "r" * len(cells.columns))
 

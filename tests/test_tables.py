@@ -262,6 +262,13 @@ def test_render_writes_md_csv_tex(tmp_path):
     assert csv["values"].iloc[0].count(";") == 2
 
 
+def test_latex_escape_keeps_flags_and_spells_out_symbols():
+    from bench.tables import latex_escape
+
+    assert latex_escape("--set text_model=PATH") == "-{}-set text\\_model=PATH"  # not an en dash
+    assert latex_escape("Mann–Whitney, 95% ± 1, p < 0.05") == "Mann--Whitney, 95\\% $\\pm$ 1, p $<$ 0.05"
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_latex_compiles(tmp_path):
     body = []
@@ -275,6 +282,20 @@ def test_latex_compiles(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-3000:]
     assert (tmp_path / "t.pdf").is_file()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_committed_tables_compile(tmp_path):
+    """Every table committed under results/tables (real and synthetic captions, published rows, markers)."""
+    committed = sorted((Path(__file__).resolve().parents[1] / "results" / "tables").glob("*.tex"))
+    assert committed, "no committed tables"
+    doc = ("\\documentclass{article}\n\\usepackage[margin=1cm,landscape]{geometry}\n\\usepackage{booktabs}\n"
+           "\\begin{document}\n" + "\n\\clearpage\n".join(p.read_text() for p in committed) + "\\end{document}\n")
+    (tmp_path / "all.tex").write_text(doc)
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "all.tex"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert f"({len(committed)} pages" in r.stdout  # one page per table: none spilled over
 
 
 # ------------------------------------------------------------------------------ command (resume, no training)
