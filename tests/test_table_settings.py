@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench.cli import main
@@ -92,6 +94,44 @@ def test_table_4_renders_on_mosi229(tmp_path, capsys):
     assert "unaligned used (--setting unaligned" in md and "Compact budget" in md
     assert "[published]" not in md and "paper" not in md.split("\n\n")[0]  # no published numbers beside mosi229
     assert md.count("± ") >= 4 * 4  # four rows x four metrics, mean ± std over two seeds
+
+
+FAST_ROUTER = ["--set", "router_input=encoded"]  # the official raw-input router is 52M parameters on mosi229
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number, setting_args, rows", [
+    (5, ["--setting", "unaligned"], ("w/o RE", "w/o WIS", "EMOE")),
+    (6, [], ("Sum", "Concat")),  # the paper's aligned + unaligned: the aligned half is skipped and named
+])
+def test_tables_5_and_6_render_on_mosi229(tmp_path, capsys, number, setting_args, rows):
+    root = shared_data("mosi229")
+    code = main(["run", "--table", str(number), "--data-root", str(root), *setting_args, "--profile", "compact",
+                 "--seeds", "1111,1112", "--epochs", "1", "--out", str(tmp_path), "--quiet", *TINY_EMOE,
+                 *FAST_ROUTER])
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    md = (tmp_path / "tables" / f"table{number}-real.md").read_text()
+    body = [line for line in md.splitlines() if line.startswith("| unaligned")]
+    assert [line.split("|")[2].strip() for line in body] == list(rows)
+    assert not any(line.startswith("| aligned") for line in md.splitlines())
+    assert "NON-STANDARD files" in md and "[published]" not in md
+    if number == 6:
+        assert "note: aligned not run: the data root has no mosi aligned file" in out
+        assert "Aligned not run: the data root has no mosi aligned file" in md
+
+
+@pytest.mark.slow
+def test_figure_4_renders_on_mosi229(tmp_path, capsys):
+    root = shared_data("mosi229")
+    code = main(["figure", "4", "--data-root", str(root), "--settings", "unaligned", "--datasets", "mosi",
+                 "--profile", "compact", "--grid", "0.01,1", "--seeds", "1111,1112", "--epochs", "1",
+                 "--out", str(tmp_path), "--quiet", *TINY_EMOE, *FAST_ROUTER])
+    assert code == 0, capsys.readouterr().err
+    assert "9 configuration(s) × 2 seed(s)" in capsys.readouterr().out  # default + 4 parameters x 2 values
+    numbers = json.loads((tmp_path / "figures" / "fig4-real.json").read_text())
+    assert numbers["source"] == "real"
+    assert (tmp_path / "figures" / "fig4-real.png").stat().st_size > 10_000
 
 
 @pytest.mark.slow
