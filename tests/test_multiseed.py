@@ -18,6 +18,7 @@ from bench.train.multiseed import (
     exec_record,
     train_many,
     vmap_blocker,
+    vmap_math_attention,
 )
 from bench.train.seeding import seed_everything
 from tests.helpers import ToyMethod, make_bundle
@@ -349,3 +350,23 @@ def test_vmap_classification_selects_on_f1():
     for a, c in zip(vm, loop):
         _same_selection(a, c)
         assert a.test_outputs["pred"].shape == (40, 20)
+
+
+def test_vmap_uses_spelled_out_attention_unless_sdpa_is_asked_for(bundle, monkeypatch):
+    """SDPA under vmap has no CPU batching rule, and CUDA's memory-efficient kernel rejects the vmapped causal
+    mask (seen on an H200): the ensemble's attention modules run the math path on every device by default."""
+    from bench.nn.transformer import MultiheadAttention
+
+    assert vmap_math_attention("") and vmap_math_attention("math") and not vmap_math_attention("sdpa")
+    with pytest.raises(UserError, match="BENCH_VMAP_ATTENTION='flash': expected math or sdpa"):
+        vmap_math_attention("flash")
+    cls = get_method("mult")
+    hp = dataclasses.replace(cls.default_hparams("mosi", "unaligned"), d_model=8, num_heads=2, nlevels=1)
+
+    def impls(ens):
+        return {m.impl for m in ens.template.modules() if isinstance(m, MultiheadAttention)}
+
+    monkeypatch.delenv("BENCH_VMAP_ATTENTION", raising=False)
+    assert impls(VmapEnsemble(cls, hp, bundle.info(), [1, 2])) == {"math"}
+    monkeypatch.setenv("BENCH_VMAP_ATTENTION", "sdpa")
+    assert impls(VmapEnsemble(cls, hp, bundle.info(), [1, 2])) == {"sdpa"}

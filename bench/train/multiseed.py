@@ -251,11 +251,22 @@ def _stack_batch(split: Split, idx: torch.Tensor) -> dict[str, torch.Tensor]:
     return {k: v[idx] for k, v in split.tensors().items()}
 
 
+def vmap_math_attention(env: str | None = None) -> bool:
+    """Whether a vmap ensemble uses the spelled-out attention (default) or SDPA.
+
+    SDPA under vmap fails or falls back on both devices: CPU SDPA has no batching rule (a slow
+    per-member loop), and on CUDA (H200, torch 2.11) the fused memory-efficient kernel rejects the
+    vmapped additive mask ("attn_bias: wrong shape (batch dimension)", "LSE is not correctly aligned")
+    -- EMOE's causal self-attention hits it. ``BENCH_VMAP_ATTENTION=sdpa`` opts back in."""
+    env = (os.environ.get("BENCH_VMAP_ATTENTION", "") if env is None else env).strip().lower()
+    if env not in ("", "math", "sdpa"):
+        raise UserError(f"BENCH_VMAP_ATTENTION={env!r}: expected math or sdpa")
+    return env != "sdpa"
+
+
 def _use_math_attention(model: nn.Module) -> int:
-    """CPU SDPA has no vmap batching rule (a slow per-member fallback): use the spelled-out
-    attention of bench.nn.transformer.MultiheadAttention instead (same maths). Default: on CPU only;
-    ``BENCH_VMAP_ATTENTION=math|sdpa`` forces either (e.g. if a GPU build warns about a missing
-    batching rule for a fused attention kernel)."""
+    """Switch every bench.nn.transformer.MultiheadAttention to its spelled-out ``math`` implementation
+    (same maths as SDPA; see :func:`vmap_math_attention`)."""
     from bench.nn.transformer import MultiheadAttention
 
     n = 0
@@ -289,8 +300,7 @@ class VmapEnsemble:
         self.template = models[0]
         self.hp = hp
         if math_attention is None:
-            env = os.environ.get("BENCH_VMAP_ATTENTION", "").strip().lower()
-            math_attention = env == "math" if env in ("math", "sdpa") else self.device.type == "cpu"
+            math_attention = vmap_math_attention()
         if math_attention:
             for m in models:
                 _use_math_attention(m)
