@@ -612,6 +612,10 @@ def caption(spec: TableSpec, collected: dict, source: str, df: pd.DataFrame | No
                      "[paper X, Δ Y]: the paper's value for a measured row and our difference.")
     if spec.pending:
         parts.append("Not yet measured: " + "; ".join(f"{k} ({v})" for k, v in spec.pending.items()) + ".")
+    cant = unsupported(spec)
+    if cant:
+        parts.append("Not run (the method does not support this setting): "
+                     + ", ".join(f"{r} {s}" for r, s in cant) + ".")
     parts += [f"Assumptions: {spec.assumptions}", f"Commit {', '.join(commits)}{dirty}."]
     note = seeds_note(spec, df) if df is not None else stats.min_seeds_note(min(ns))
     if note:

@@ -23,6 +23,7 @@ from bench.tables import (
     PUBLISHED_TAG,
     TABLES,
     budget,
+    caption,
     display_frame,
     frame_to_latex,
     frame_to_markdown,
@@ -327,3 +328,5 @@ def test_setting_a_method_cannot_run_is_planned_out(tmp_path, monkeypatch):
     df = table_frame(spec, cells_of(spec, tmp_path, "real"), "real")
     kinds = df.groupby(["row", "setting"])["kind"].first()
     assert kinds[("LF-DNN", "aligned")] == "measured" and kinds[("LF-DNN", "unaligned")] == "published"
+    cap = caption(spec, cells_of(spec, tmp_path, "real"), "real", df)
+    assert "Not run (the method does not support this setting): LF-DNN unaligned, MCTN unaligned." in cap
