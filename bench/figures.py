@@ -16,6 +16,7 @@ names and the figure title say so. docs/tables.md describes the defaults (grid, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -53,6 +54,10 @@ class FigureSpec:
     metrics: tuple[str, ...] = ("acc7", "acc2", "f1", "mae")
     compact_overrides: dict = field(default_factory=dict)
     notes: str = ""
+
+
+REAL_COMPACT_NOTE = ("compact budget (--profile compact): EMOE d 64, 2 layers, <= 20 epochs, not the official "
+                     "configuration")
 
 
 @lru_cache(maxsize=1)
@@ -343,7 +348,7 @@ def render_sensitivity(spec: FigureSpec, done: list, source: str, outdir: Path) 
     fig.suptitle(f"Fig. 4 — {spec.title}\n{prov['data']}\nmean ± sample std over n={n.min()}"
                  f"{'' if n.min() == n.max() else '-' + str(n.max())} seeds; test metrics at the best-validation "
                  "checkpoint", fontsize=9)
-    fig.text(0.5, -0.05, _footer(prov, spec.notes + "."), ha="center", fontsize=7)
+    fig.text(0.5, -0.05, _footer(prov, spec.notes + "."), ha="center", va="top", fontsize=7)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     paths = _save(fig, outdir / f"fig{spec.number}-{source}")
     plt.close(fig)
@@ -376,8 +381,8 @@ def render_tsne(spec: FigureSpec, done: list, source: str, outdir: Path) -> tupl
     cb.set_label("sentiment label (lighter = more positive)")
     ds = ", ".join(sorted({f"{p.dataset}-{p.setting}" for p, _ in panels}))
     fig.suptitle(f"Fig. 5 — {spec.title}: {ds} test set, seed {panels[0][1].seed}\n{prov['data']}", fontsize=9)
-    fig.text(0.45, -0.04, _footer(prov, "t-SNE: scikit-learn, PCA init, random_state 0, perplexity min(30, (n-1)/3). "
-                                  + spec.notes + ".", 190), ha="center", fontsize=7)
+    fig.text(0.45, -0.02, _footer(prov, "t-SNE: scikit-learn, PCA init, random_state 0, perplexity min(30, (n-1)/3). "
+                                  + spec.notes + ".", 190), ha="center", va="top", fontsize=7)
     paths = _save(fig, outdir / f"fig{spec.number}-{source}")
     plt.close(fig)
     return paths, {"panels": numbers, **prov}
@@ -442,7 +447,7 @@ def render_weights(spec: FigureSpec, done: list, source: str, outdir: Path, bund
                      f"mean per-modality ρ {mm:.3f}")
     fig.suptitle(f"Fig. 6 — {spec.title}: {p.dataset}-{p.setting} test set, seed {records[0].seed} "
                  f"(ρ over {len(rows)} seed(s))\n" + "\n".join(lines) + f"\n{prov['data']}", fontsize=8)
-    fig.text(0.5, -0.02, _footer(prov, spec.notes + ".", 150), ha="center", fontsize=6.5)
+    fig.text(0.5, -0.04, _footer(prov, spec.notes + ".", 150), ha="center", va="top", fontsize=6.5)
     fig.tight_layout()
     paths = _save(fig, outdir / f"fig{spec.number}-{source}")
     plt.close(fig)
@@ -518,6 +523,9 @@ def cmd_figure(args) -> int:
             raise UserError(f"--datasets: figure {spec.number} uses mosi and/or mosei, not {fam!r}")
     if not _available("emoe"):
         raise UserError("figure needs the emoe method, which is not registered")
+    if source == "real" and light(source, args.profile):  # say so on the figure, as table captions do
+        spec = dataclasses.replace(spec, notes=f"{spec.notes}; {REAL_COMPACT_NOTE}" if spec.notes else
+                                   REAL_COMPACT_NOTE)
     planned = plan_figure(spec, source, args.profile, parse_sets(args.sets), grid, families, settings)
     if source == "real":
         planned = _with_data_files(planned, data_root, spec)
@@ -539,7 +547,8 @@ def cmd_figure(args) -> int:
         for line in numbers["summary"]:
             print("  " + line)
     side = outdir / f"fig{spec.number}-{source}.json"
-    side.write_text(json.dumps({"figure": spec.number, "title": spec.title, "source": source, **numbers},
+    side.write_text(json.dumps({"figure": spec.number, "title": spec.title, "source": source, "notes": spec.notes,
+                                **numbers},
                                indent=1, default=str))
     print("written: " + ", ".join(str(p) for p in [*paths, side]))
     return 0

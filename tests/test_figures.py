@@ -157,6 +157,7 @@ def test_figure6_end_to_end_tiny(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "[synthetic data]" in out and "weights vs planted importance" in out
     side = json.loads((tmp_path / "figures" / "fig6-synthetic.json").read_text())
+    assert "compact budget" not in side["notes"]  # the compact note is for real data, where full is the default
     rho = side["per_seed"][0]["vs_planted"]["rho_pooled"]
     assert -1 <= rho <= 1
     assert (tmp_path / "figures" / "fig6-synthetic.png").stat().st_size > 10_000

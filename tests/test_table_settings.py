@@ -130,7 +130,7 @@ def test_figure_4_renders_on_mosi229(tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert "9 configuration(s) × 2 seed(s)" in capsys.readouterr().out  # default + 4 parameters x 2 values
     numbers = json.loads((tmp_path / "figures" / "fig4-real.json").read_text())
-    assert numbers["source"] == "real"
+    assert numbers["source"] == "real" and "compact budget (--profile compact)" in numbers["notes"]
     assert (tmp_path / "figures" / "fig4-real.png").stat().st_size > 10_000
 
 
