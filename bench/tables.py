@@ -330,7 +330,7 @@ def choose_settings(spec: TableSpec, requested: str | None, source: str, data_ro
     """The table as it will run: ``--setting`` (one of the table's settings, or any setting where the paper
     states none) and, on real data, only the settings whose files exist under the data root. Returns the
     spec with those settings (the choice is added to its assumptions, hence to the caption) and the notes."""
-    notes = []
+    notes, file_notes = [], []  # console notes; the file notes also go into the caption
     settings = spec.settings
     if requested:
         if requested not in spec.settings and spec.setting_stated:
@@ -353,9 +353,10 @@ def choose_settings(spec: TableSpec, requested: str | None, source: str, data_ro
                             f"(missing {files}){hint}")
         skipped = [s for s in settings if s not in present]
         if skipped:
-            notes.append(f"{', '.join(skipped)} not run: the data root has no {spec.family} "
-                         f"{'/'.join(skipped)} file")
+            file_notes.append(f"{', '.join(skipped)} not run: the data root has no {spec.family} "
+                              f"{'/'.join(skipped)} file")
         settings = present
+    notes += file_notes
     if settings == spec.settings and not notes:
         return spec, notes
     assumptions = spec.assumptions
@@ -363,11 +364,8 @@ def choose_settings(spec: TableSpec, requested: str | None, source: str, data_ro
         assumptions = _UNSTATED_SETTING.sub(f"setting unstated in the paper; {requested} used (--setting "
                                             f"{requested}; the suite's default is {spec.settings[0]}).",
                                             assumptions, count=1)
-        notes_for_caption = notes[1:]
-    else:
-        notes_for_caption = notes
-    if notes_for_caption:
-        assumptions = assumptions.rstrip(".") + ". " + "; ".join(notes_for_caption).capitalize() + "."
+    if file_notes:
+        assumptions = assumptions.rstrip(".") + ". " + "; ".join(file_notes).capitalize() + "."
     return dataclasses.replace(spec, settings=settings, assumptions=assumptions), notes
 
 
