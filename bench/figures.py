@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import zipfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -228,8 +229,12 @@ def _preds(record) -> dict:
     path = Path(record.path) / "preds.npz"
     if not path.is_file():
         raise UserError(f"{record.path} has no preds.npz (rerun it with --force to export test outputs)")
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+    try:  # arrays only (allow_pickle stays False): a damaged or foreign file is a one-line error
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise UserError(f"{path}: unreadable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                        "rerun that run with --force to rewrite it") from None
 
 
 # ------------------------------------------------------------------------------------ provenance

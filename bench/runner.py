@@ -132,14 +132,15 @@ def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str
                    data_fingerprint=bundle.fingerprint, numerics={"amp": opts.amp} if opts.amp != "off" else {})
     out = Path(req.out)
     store.write_json_atomic(store.config_dir(out, spec) / "config.json",
-                            {"spec": dataclasses.asdict(spec), "config_hash": spec.config_hash})
+                            {"spec": dataclasses.asdict(spec), "config_hash": spec.config_hash}, locked=True)
     label = f"{req.method} {bundle.name}-{bundle.setting}"
     records: dict[int, RunRecord] = {}
     todo = []
     for seed in req.seeds:
         path = store.run_dir(out, spec, seed)
-        if store.is_done(path) and not req.force:
-            records[seed] = RunRecord(seed, path, store.read_result(path), reused=True)
+        finished = None if req.force else store.load_finished(path)  # a corrupt run is warned about, retrained
+        if finished is not None:
+            records[seed] = RunRecord(seed, path, finished, reused=True)
             log(f"[{label} seed {seed}] finished run reused: {path}")
         else:
             todo.append(seed)

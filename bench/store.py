@@ -1,8 +1,13 @@
 """The results store: one directory per (config hash, seed), written atomically with a ``done`` marker.
 
 Layout: ``<out>/runs/<method>/<dataset>-<setting>/<config_hash>/config.json`` and
-``.../seed-<n>/{result.json, preds.npz, done}``. A run is finished iff ``done`` exists; a run that was
-interrupted leaves only a ``.tmp-*`` directory, which is ignored and cleaned up on the next write.
+``.../seed-<n>/{result.json, preds.npz, done}``. A run is finished iff ``done`` exists and its
+``result.json`` passes :func:`validate_result`; a finished-looking run whose result is unreadable or
+incomplete is reported once (stderr, by path) and treated as not finished, so ``run`` retrains it and
+every reader goes on without it. A run that was interrupted leaves only a ``.tmp-*`` directory (or a
+``.<file>.*.tmp`` file), which is ignored and cleaned up under the writers' lock on the next write.
+A failed write (disk full, I/O error) removes its temp files, keeps the previous run, and is a
+:class:`StoreWriteError` naming the path.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import numbers
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,24 +31,40 @@ except ImportError:  # Windows: no advisory locks; single-writer use is still at
     fcntl = None
 
 from bench.config import RunSpec
+from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
 
 if TYPE_CHECKING:
     import pandas as pd
 
 RESULT_SCHEMA = "emoe-bench/result/v1"
+# What every reader of a result indexes directly (aggregate, check, report, tables, figures).
+_REQUIRED = {"method": str, "dataset": str, "setting": str, "seed": int, "config_hash": str, "config": dict,
+             "test": dict, "valid": dict, "data": dict, "provenance": dict, "selection": dict}
+_REQUIRED_DATA = {"name": str, "source": str, "fingerprint": str}
+
+
+class CorruptResult(UserError):
+    """A run directory marked ``done`` whose ``result.json`` cannot be read or lacks what readers need."""
+
+
+class StoreWriteError(UserError):
+    """Writing a run or a file of the store failed (disk full, I/O error); nothing half-written is left."""
 
 
 def require_results_dir(out) -> Path:
     """Check, before any training, that ``<out>/runs`` can be created and written (nothing is created here),
     so a bad ``--out`` (a file on the way, no permission) is a one-line error up front instead of a
     traceback after the first run has trained."""
-    from bench.errors import UserError
-
     runs = Path(out) / "runs"
     existing = runs
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    try:
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+    except OSError as e:  # ENAMETOOLONG, ELOOP, EACCES on the way
+        from bench.cli_guards import os_error_line
+
+        raise UserError(f"--out: {os_error_line(e)}") from None
     if not existing.is_dir():
         raise UserError(f"--out {out}: {existing} is a file, not a directory; expected a directory for the results")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -58,6 +81,7 @@ def run_dir(out: Path, spec: RunSpec, seed: int) -> Path:
 
 
 def is_done(path: Path) -> bool:
+    """The ``done`` marker and a ``result.json`` exist (cheap; :func:`load_finished` also validates)."""
     return (Path(path) / "done").is_file() and (Path(path) / "result.json").is_file()
 
 
@@ -82,13 +106,39 @@ def _clean(o):
     return o
 
 
-def write_json_atomic(path: Path, obj) -> None:
+def _write_error(path: Path, e: OSError) -> StoreWriteError:
+    why = e.strerror or type(e).__name__
+    return StoreWriteError(f"cannot write {path}: {why} (errno {e.errno}); nothing was half-written: free space "
+                           "or fix the directory, then rerun the same command")
+
+
+def write_json_atomic(path: Path, obj, locked: bool = False) -> None:
+    """Write ``path`` via a temp file + rename; the temp file never outlives a failed write.
+
+    ``locked``: writers of ``path`` serialise on ``.<name>.lock``, so any ``.<name>.*.tmp`` found under
+    the lock is a killed writer's leftover and is removed (used for the shared ``config.json``).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(_clean(obj), f, indent=1, sort_keys=True, default=_json_default)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _write_error(path.parent, e) from None
+    with _locked(path.parent / f".{path.name}.lock") if locked else contextlib.nullcontext():
+        if locked:
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(_clean(obj), f, indent=1, sort_keys=True, default=_json_default)
+            os.replace(tmp, path)
+        except OSError as e:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise _write_error(path, e) from None
 
 
 @contextlib.contextmanager
@@ -97,7 +147,11 @@ def _locked(path: Path):
     if fcntl is None:
         yield
         return
-    with open(path, "a") as f:
+    try:
+        f = open(path, "a")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise _write_error(path, e) from None
+    with f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -110,42 +164,137 @@ def write_run(final: Path, result: dict, outputs: dict[str, np.ndarray] | None =
 
     Writers of the same run serialise on ``.<name>.lock`` (two workers may finish the same run), so a
     temp dir seen under the lock is a crashed writer's and can go; the previous directory is renamed
-    aside before the new one is renamed in, so a reader never sees a half-deleted run.
+    aside before the new one is renamed in, so a reader never sees a half-deleted run. If any step
+    fails with an OSError (disk full, I/O error) the temp dir is removed, the previous run is put
+    back, and a :class:`StoreWriteError` names the path.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _write_error(final.parent, e) from None
     with _locked(final.parent / f".{final.name}.lock"):
-        for stale in final.parent.glob(f".{final.name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-        write_json_atomic(tmp / "result.json", result)
-        if outputs:
-            np.savez_compressed(tmp / "preds.npz", **outputs)
-        (tmp / "done").write_text("ok\n")
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.tmp-old-{os.getpid()}"
-            os.replace(final, old)
-        os.replace(tmp, final)
+        _recover_or_clean(final)
+        tmp = old = None
+        try:
+            tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+            write_json_atomic(tmp / "result.json", result)
+            if outputs:
+                np.savez_compressed(tmp / "preds.npz", **outputs)
+            (tmp / "done").write_text("ok\n")
+            if final.exists():
+                old = final.parent / f".{final.name}.tmp-old-{os.getpid()}"
+                os.replace(final, old)
+            os.replace(tmp, final)
+        except (OSError, StoreWriteError) as e:
+            if old is not None and not final.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(old, final)  # the earlier finished run stays
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(e, StoreWriteError):
+                raise
+            raise _write_error(final, e) from None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    _WARNED.discard(final / "result.json")
     return final
 
 
+def _recover_or_clean(final: Path) -> None:
+    """Under the run's lock: put back a previous run left aside by a writer killed between its two
+    renames, then remove every other temp dir of this run (all crashed writers')."""
+    if not final.exists():
+        for old in sorted(final.parent.glob(f".{final.name}.tmp-old-*")):
+            if (old / "done").is_file():
+                with contextlib.suppress(OSError):
+                    os.replace(old, final)
+                break
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def read_result(path: Path) -> dict:
-    with open(Path(path) / "result.json") as f:
-        return json.load(f)
+    """The parsed ``result.json`` of a run directory (any JSON object); :class:`CorruptResult` names the
+    file when it is unreadable or not a JSON object."""
+    file = Path(path) / "result.json"
+    try:
+        with open(file, encoding="utf-8") as f:
+            obj = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0] if str(e) else ""
+        raise CorruptResult(f"{file}: unreadable ({type(e).__name__}: {why})") from None
+    if not isinstance(obj, dict):
+        raise CorruptResult(f"{file}: expected a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+def _is_metric(v) -> bool:
+    return v is None or (isinstance(v, numbers.Real) and not isinstance(v, bool))
+
+
+def validate_result(r: dict) -> str | None:
+    """Why ``r`` cannot be used by the readers (a short phrase), or None when it can."""
+    for key, kind in _REQUIRED.items():
+        if key not in r:
+            return f"missing key {key!r}"
+        if not isinstance(r[key], kind) or (kind is int and isinstance(r[key], bool)):
+            return f"{key!r} is {type(r[key]).__name__}, expected {kind.__name__}"
+    if not r["test"]:
+        return "'test' has no metrics"
+    for split in ("valid", "test"):
+        for metric, value in r[split].items():
+            if not _is_metric(value):
+                return f"{split} metric {metric!r} is {value!r}, expected a number"
+    for key, kind in _REQUIRED_DATA.items():
+        if not isinstance(r["data"].get(key), kind):
+            return f"'data' lacks {key!r} ({kind.__name__})"
+    if not isinstance(r["data"].get("files", []), list):
+        return "'data.files' is not a list"
+    return None
+
+
+_WARNED: set[Path] = set()
+
+
+def _warn_once(file: Path, why: str) -> None:
+    if file in _WARNED:
+        return
+    _WARNED.add(file)
+    print(f"warning: {file}: {why}; treated as not finished (`bench run` with the same arguments retrains it)",
+          file=sys.stderr)
+
+
+def load_finished(path: Path) -> dict | None:
+    """The result of a finished run, or None when ``path`` is not finished: no ``done`` marker, or a
+    ``result.json`` that is unreadable or incomplete (then warned once per run on stderr, by path)."""
+    path = Path(path)
+    if not (path / "done").is_file():
+        return None
+    try:
+        r = read_result(path)
+    except CorruptResult as e:
+        _warn_once(path / "result.json", str(e).split(": ", 1)[-1])
+        return None
+    why = validate_result(r)
+    if why is not None:
+        _warn_once(path / "result.json", why)
+        return None
+    return r
 
 
 def iter_results(out: Path):
-    """Every finished result under ``<out>/runs`` (unfinished and temp dirs are skipped)."""
+    """Every finished, readable result under ``<out>/runs`` (unfinished and temp dirs are skipped; a
+    corrupt one is warned about and skipped)."""
     root = Path(out) / "runs"
     if not root.is_dir():
         return
     for done in sorted(root.glob("*/*/*/seed-*/done")):
         if done.parent.name.startswith("."):
             continue
-        yield done.parent, read_result(done.parent)
+        r = load_finished(done.parent)
+        if r is not None:
+            yield done.parent, r
 
 
 def incomplete_runs(out: Path) -> list[Path]:
