@@ -120,17 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench import cli_guards
+
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "ls": cmd_ls, "describe": cmd_describe, "data": cmd_data,
-                "aggregate": cmd_aggregate, "check": cmd_check, "report": cmd_report,
-                "figure": lambda a: a.func(a)}[args.command](args)
+        with cli_guards.sigterm_as_interrupt():
+            return {"run": cmd_run, "ls": cmd_ls, "describe": cmd_describe, "data": cmd_data,
+                    "aggregate": cmd_aggregate, "check": cmd_check, "report": cmd_report,
+                    "figure": lambda a: a.func(a)}[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except OSError as e:  # disk full, I/O error, a path longer than the OS allows: one line naming the path
+        print(f"error: {cli_guards.os_error_line(e)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (cli_guards)
         print("interrupted: finished runs are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
+        return cli_guards.interrupt_exit_code(e)
 
 
 # --------------------------------------------------------------------------------------- run
