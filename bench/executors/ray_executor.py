@@ -7,15 +7,26 @@ GPU); Ray then sets ``CUDA_VISIBLE_DEVICES`` and the run's ``--device auto`` pic
 task writes into the same results store (a shared filesystem on a multi-node cluster): finished
 runs are skipped, and each run directory is renamed into place complete. Install: ``pip install
 'emoe-bench[dist]'``.
+
+Start-up is bounded: ``ray.init`` runs in a helper thread and, if it has not returned within
+``init_timeout`` seconds (default 120, or ``$BENCH_RAY_INIT_TIMEOUT``), the run stops with a one-line
+error suggesting ``--executor local``. A local instance that cannot reach itself (no loopback
+interface, a firewall) otherwise waits forever. Running it off the main thread also keeps Ray from
+replacing the CLI's SIGTERM handler.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 
 from bench.errors import UserError
 from bench.executors import Job, JobResult, dedupe_jobs, finish, run_job
+
+ENV_INIT_TIMEOUT = "BENCH_RAY_INIT_TIMEOUT"
+DEFAULT_INIT_TIMEOUT = 120.0  # seconds; a local start takes 4-12 s on a busy 2-core machine
 
 
 def _import_ray():
@@ -26,27 +37,79 @@ def _import_ray():
     return ray
 
 
+def init_timeout_s() -> float:
+    """``$BENCH_RAY_INIT_TIMEOUT`` (positive seconds) or the default."""
+    raw = os.environ.get(ENV_INIT_TIMEOUT, "").strip()
+    if not raw:
+        return DEFAULT_INIT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise UserError(f"{ENV_INIT_TIMEOUT}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+class _NoSigtermWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:  # Ray's note that it left SIGTERM alone
+        return not record.getMessage().startswith("SIGTERM handler is not set")
+
+
+def _call_with_timeout(start: Callable[[], object], timeout: float, where: str) -> None:
+    """Run ``start`` (``ray.init``) in a daemon thread; a UserError if it neither returns nor fails in time."""
+    outcome: dict = {}
+
+    def target():
+        try:
+            start()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = e
+
+    log = logging.getLogger("ray._private.worker")
+    quiet = _NoSigtermWarning()
+    log.addFilter(quiet)
+    try:
+        thread = threading.Thread(target=target, name="ray-init", daemon=True)
+        thread.start()
+        thread.join(timeout)
+    finally:
+        log.removeFilter(quiet)
+    if thread.is_alive():
+        raise UserError(f"Ray did not start within {timeout:g} s (connecting to {where}); a local instance needs "
+                        f"a working loopback interface. Use --executor local instead, or raise "
+                        f"{ENV_INIT_TIMEOUT}")
+    if "error" in outcome:
+        e = outcome["error"]
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"Ray could not start ({where}): {type(e).__name__}: {first}; "
+                        "use --executor local instead") from e
+
+
 class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None, num_cpus: int | None = None,
                  gpus_per_task: float | None = None, cpus_per_task: float = 1, shutdown: bool | None = None,
-                 init_kwargs: dict | None = None):
+                 init_kwargs: dict | None = None, init_timeout: float | None = None):
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.num_cpus = num_cpus
         self.gpus_per_task = gpus_per_task
         self.cpus_per_task = cpus_per_task
         self.shutdown = shutdown  # None: shut down only an instance this executor started
         self.init_kwargs = dict(init_kwargs or {})
+        self.init_timeout = init_timeout_s() if init_timeout is None else float(init_timeout)
 
     def _init(self, ray) -> bool:
         if ray.is_initialized():
             return False
         kw = {"include_dashboard": False, "log_to_driver": True, **self.init_kwargs}
         if self.address:
-            ray.init(address=self.address, **kw)
+            kw["address"] = self.address
         else:
-            ray.init(num_cpus=self.num_cpus, **kw)
+            kw["num_cpus"] = self.num_cpus
+        where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
+        _call_with_timeout(lambda: ray.init(**kw), self.init_timeout, where)
         return True
 
     def task_resources(self, ray) -> dict:
