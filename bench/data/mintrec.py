@@ -114,6 +114,9 @@ def read_tsv(path: Path) -> list[tuple[str, str, int, int]]:
 
 # ------------------------------------------------------------------------------- tokenizer
 def _bert_tokenizer_class():
+    from bench.offline import hub_offline
+
+    hub_offline()  # before transformers: a name lookup must not reach the network (or DNS)
     try:
         from transformers import BertTokenizer
     except ImportError:

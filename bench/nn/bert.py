@@ -4,7 +4,8 @@ Input: ``text_bert`` (B, 3, T) with rows input_ids, attention_mask, token_type_i
 or float; ids and token types are cast to long, the mask to float). Output: the last hidden state
 (B, T, H) for every position (CLS, SEP and padding included); the pooler output is not used.
 
-Never downloads: ``from_pretrained(..., local_files_only=True)``. For tests, pass a
+Never downloads: ``from_pretrained(..., local_files_only=True)`` in the hub's offline mode
+(:mod:`bench.offline`: no connection, no DNS lookup). For tests, pass a
 ``transformers.BertConfig`` to build a randomly initialised model instead, or use the name
 ``random:bert-base-uncased`` (:data:`RANDOM_BERT_BASE`): bert-base-uncased geometry with random
 weights, for parameter counting on the meta device and pipeline smoke tests only.
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from bench.errors import UserError
+from bench.offline import hub_offline, not_local_message
 
 __all__ = ["RANDOM_BERTS", "RANDOM_BERT_BASE", "BertTextEncoder", "load_bert"]
 
@@ -29,7 +31,8 @@ RANDOM_BERTS = {RANDOM_BERT_BASE: {}, "random:bert-mini": dict(hidden_size=256, 
 
 
 def load_bert(path_or_name: str, add_pooling_layer: bool = True) -> nn.Module:
-    """``BertModel.from_pretrained(path_or_name, local_files_only=True)`` with a one-line error."""
+    """``BertModel.from_pretrained(path_or_name, local_files_only=True)`` in offline mode, with a one-line error."""
+    hub_offline()
     try:
         from transformers import BertModel
     except ImportError as e:  # pragma: no cover - optional dependency
@@ -48,6 +51,8 @@ def load_bert(path_or_name: str, add_pooling_layer: bool = True) -> nn.Module:
         return BertModel.from_pretrained(os.path.expanduser(path_or_name), local_files_only=True,
                                          add_pooling_layer=add_pooling_layer)
     except (OSError, ValueError) as e:
+        if not os.path.isdir(os.path.expanduser(path_or_name)):
+            raise UserError(not_local_message("BERT model", path_or_name)) from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(
             f"cannot load BERT from {path_or_name!r} without downloading (local_files_only): {first}"
@@ -57,6 +62,7 @@ def load_bert(path_or_name: str, add_pooling_layer: bool = True) -> nn.Module:
 def _from_local_config(path_or_name: str, add_pooling_layer: bool) -> nn.Module:
     """The checkpoint's geometry with unloaded weights: only its ``config.json`` is read (under a meta
     device context, where no weights could be held anyway)."""
+    hub_offline()
     from transformers import BertConfig, BertModel
 
     try:
