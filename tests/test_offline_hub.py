@@ -42,7 +42,7 @@ def test_mintrec_default_tokenizer_lookup_makes_no_network_call(no_network):
 
     tok, note = resolve_tokenizer(None)  # bert-base-uncased from the cache, or a note saying it is not there
     assert (tok is None) == (note is not None)
-    assert no_network == []  # (first in this file: transformers remembers a failed lookup for the process)
+    assert no_network == []  # kept first in this file: no earlier hub call of this process has failed yet
 
 
 def test_local_bert_loads_and_uncached_name_is_one_line_without_network(tmp_path, no_network):
