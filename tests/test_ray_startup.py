@@ -4,8 +4,9 @@ Ray itself is replaced by a fake module whose ``init`` blocks (as it does when t
 reach itself over loopback); networking is never touched.
 """
 
+import signal
 import sys
-import threading
+import time
 import types
 
 import pytest
@@ -18,18 +19,16 @@ from bench.executors.ray_executor import RayExecutor
 
 @pytest.fixture
 def blocking_ray(monkeypatch):
-    """A fake ``ray`` whose ``init`` waits until the test ends (then its daemon thread returns)."""
-    release = threading.Event()
+    """A fake ``ray`` whose ``init`` blocks (for a minute, unless the start-up deadline interrupts it)."""
     calls = []
 
     def init(**kwargs):
         calls.append(kwargs)
-        release.wait()
+        time.sleep(60)
 
     fake = types.SimpleNamespace(init=init, is_initialized=lambda: False, shutdown=lambda: None, calls=calls)
     monkeypatch.setitem(sys.modules, "ray", fake)
-    yield fake
-    release.set()
+    return fake
 
 
 def test_blocked_ray_init_times_out_with_one_line(blocking_ray):
@@ -40,6 +39,23 @@ def test_blocked_ray_init_times_out_with_one_line(blocking_ray):
                             "needs a working loopback interface. Use --executor local instead, or raise "
                             "BENCH_RAY_INIT_TIMEOUT")
     assert blocking_ray.calls == [{"include_dashboard": False, "log_to_driver": True, "num_cpus": 2}]
+    assert signal.getsignal(signal.SIGALRM) is signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_ray_replacing_the_sigterm_handler_is_undone():
+    """``ray.init`` installs a SIGTERM handler that exits silently; the CLI's (Ctrl-C-like) one comes back."""
+    def ours(signum, frame):
+        raise KeyboardInterrupt
+
+    def init(**kwargs):
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(15))
+
+    before = signal.signal(signal.SIGTERM, ours)
+    try:
+        RayExecutor(init_timeout=5)._init(types.SimpleNamespace(init=init, is_initialized=lambda: False))
+        assert signal.getsignal(signal.SIGTERM) is ours
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_ray_init_failure_is_one_line(monkeypatch):

@@ -8,17 +8,16 @@ task writes into the same results store (a shared filesystem on a multi-node clu
 runs are skipped, and each run directory is renamed into place complete. Install: ``pip install
 'emoe-bench[dist]'``.
 
-Start-up is bounded: ``ray.init`` runs in a helper thread and, if it has not returned within
-``init_timeout`` seconds (default 120, or ``$BENCH_RAY_INIT_TIMEOUT``), the run stops with a one-line
-error suggesting ``--executor local``. A local instance that cannot reach itself (no loopback
-interface, a firewall) otherwise waits forever. Running it off the main thread also keeps Ray from
-replacing the CLI's SIGTERM handler.
+Start-up is bounded: if ``ray.init`` has not returned within ``init_timeout`` seconds (default 120,
+or ``$BENCH_RAY_INIT_TIMEOUT``) it is interrupted (SIGALRM; POSIX main thread) and the run stops with
+a one-line error suggesting ``--executor local``. A local instance that cannot reach itself (no
+loopback interface, a firewall) otherwise waits forever.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Sequence
 
@@ -51,39 +50,45 @@ def init_timeout_s() -> float:
     return value
 
 
-class _NoSigtermWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:  # Ray's note that it left SIGTERM alone
-        return not record.getMessage().startswith("SIGTERM handler is not set")
+class _StartTimeout(BaseException):
+    """Raised by the SIGALRM handler (a BaseException, so Ray's own ``except Exception`` cannot swallow it)."""
+
+
+def _raise_start_timeout(signum, frame):
+    raise _StartTimeout()
 
 
 def _call_with_timeout(start: Callable[[], object], timeout: float, where: str) -> None:
-    """Run ``start`` (``ray.init``) in a daemon thread; a UserError if it neither returns nor fails in time."""
-    outcome: dict = {}
+    """Run ``start`` (``ray.init``) with a SIGALRM deadline; a UserError if it fails or does not return in time.
 
-    def target():
-        try:
-            start()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
-            outcome["error"] = e
-
-    log = logging.getLogger("ray._private.worker")
-    quiet = _NoSigtermWarning()
-    log.addFilter(quiet)
+    ``ray.init`` must run in the main thread (off it, the local instance dies after start-up), so the
+    deadline is an interval timer; where there is none (Windows, a non-main thread) it runs unbounded.
+    Ray replaces the SIGTERM handler with one that exits silently: the caller's handler is put back.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    alarm = main and hasattr(signal, "setitimer")
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
+    previous = signal.signal(signal.SIGALRM, _raise_start_timeout) if alarm else None
     try:
-        thread = threading.Thread(target=target, name="ray-init", daemon=True)
-        thread.start()
-        thread.join(timeout)
-    finally:
-        log.removeFilter(quiet)
-    if thread.is_alive():
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        start()
+    except _StartTimeout:
         raise UserError(f"Ray did not start within {timeout:g} s (connecting to {where}); a local instance needs "
                         f"a working loopback interface. Use --executor local instead, or raise "
-                        f"{ENV_INIT_TIMEOUT}")
-    if "error" in outcome:
-        e = outcome["error"]
+                        f"{ENV_INIT_TIMEOUT}") from None
+    except UserError:
+        raise
+    except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"Ray could not start ({where}): {type(e).__name__}: {first}; "
                         "use --executor local instead") from e
+    finally:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
 
 
 class RayExecutor:
