@@ -128,17 +128,25 @@ def write_json_atomic(path: Path, obj, locked: bool = False) -> None:
             for stale in path.parent.glob(f".{path.name}.*.tmp"):
                 with contextlib.suppress(OSError):
                     stale.unlink()
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(_clean(obj), f, indent=1, sort_keys=True, default=_json_default)
-            os.replace(tmp, path)
+            _dump_json(path, obj)
         except OSError as e:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
             raise _write_error(path, e) from None
+
+
+def _dump_json(path: Path, obj) -> None:
+    """Temp file + rename; on an OSError the temp file is removed and the error re-raised."""
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(_clean(obj), f, indent=1, sort_keys=True, default=_json_default)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
 
 
 @contextlib.contextmanager
@@ -178,7 +186,7 @@ def write_run(final: Path, result: dict, outputs: dict[str, np.ndarray] | None =
         tmp = old = None
         try:
             tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-            write_json_atomic(tmp / "result.json", result)
+            _dump_json(tmp / "result.json", result)
             if outputs:
                 np.savez_compressed(tmp / "preds.npz", **outputs)
             (tmp / "done").write_text("ok\n")
@@ -186,14 +194,12 @@ def write_run(final: Path, result: dict, outputs: dict[str, np.ndarray] | None =
                 old = final.parent / f".{final.name}.tmp-old-{os.getpid()}"
                 os.replace(final, old)
             os.replace(tmp, final)
-        except (OSError, StoreWriteError) as e:
+        except OSError as e:
             if old is not None and not final.exists():
                 with contextlib.suppress(OSError):
                     os.replace(old, final)  # the earlier finished run stays
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(e, StoreWriteError):
-                raise
             raise _write_error(final, e) from None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
