@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -58,20 +59,20 @@ class MulTHParams(TrainHParams):
     # None = follow the era: off for "current" (MMSA >= 2022-09, 1dea18d), on for "table2021" (and the
     # original MulT, which always adds sinusoidal positions).
     position_embedding: bool | None = None
-    d_model: int = 50  # MMSA dst_feature_dim_nheads[0]; the same d for l, a, v
-    num_heads: int = 10  # dst_feature_dim_nheads[1]; also used by the 2d-wide memory encoders
-    nlevels: int = 4  # cross-modal depth; memory depth is max(nlevels, 3)
-    conv_kernel_l: int = 5  # conv1D_kernel_size_{l,a,v}
-    conv_kernel_a: int = 5
-    conv_kernel_v: int = 5
-    attn_dropout: float = 0.3  # source text (al, vl) and all three memory encoders
-    attn_dropout_a: float = 0.2  # source audio (la, va)
-    attn_dropout_v: float = 0.0  # source vision (lv, av)
-    relu_dropout: float = 0.0
-    res_dropout: float = 0.0
-    embed_dropout: float = 0.2
-    text_dropout: float = 0.5
-    output_dropout: float = 0.5
+    d_model: PosInt = 50  # MMSA dst_feature_dim_nheads[0]; the same d for l, a, v
+    num_heads: PosInt = 10  # dst_feature_dim_nheads[1]; also used by the 2d-wide memory encoders
+    nlevels: PosInt = 4  # cross-modal depth; memory depth is max(nlevels, 3)
+    conv_kernel_l: PosInt = 5  # conv1D_kernel_size_{l,a,v}
+    conv_kernel_a: PosInt = 5
+    conv_kernel_v: PosInt = 5
+    attn_dropout: Prob = 0.3  # source text (al, vl) and all three memory encoders
+    attn_dropout_a: Prob = 0.2  # source audio (la, va)
+    attn_dropout_v: Prob = 0.0  # source vision (lv, av)
+    relu_dropout: Prob = 0.0
+    res_dropout: Prob = 0.0
+    embed_dropout: Prob = 0.2
+    text_dropout: Prob = 0.5
+    output_dropout: Prob = 0.5
     attn_mask: bool = True  # MMSA commonParams attn_mask (shifted-causal masks)
     # Dropout on the text input: MMSA's own ``text_dropout`` or, as the original MulT, ``embed_dropout``.
     text_input_dropout: Literal["text_dropout", "embed_dropout"] = "text_dropout"
