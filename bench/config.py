@@ -62,6 +62,11 @@ class Allowed:
         return f"{text} ({self.why})" if self.why else text
 
 
+def shown(raw: str) -> str:
+    """A user's value as typed, or quoted when it would break the one-line message (newlines, controls)."""
+    return raw if raw.isprintable() else repr(raw)
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
@@ -145,7 +150,7 @@ def check_hparams(hp, overrides: dict[str, str] | None = None) -> None:
     if problem is not None:
         key, value, allowed = problem
         if overrides and key in overrides:
-            raise UserError(f"--set {key}={overrides[key]}: expected {allowed}")
+            raise UserError(f"--set {key}={shown(overrides[key])}: expected {allowed}")
         raise UserError(f"hyper-parameter {key}={value!r} of {type(hp).__name__}: expected {allowed}")
     check = getattr(hp, "validate", None)
     if check is not None:
@@ -171,7 +176,7 @@ def _convert(raw: str, tp, key: str):
     if typing.get_origin(tp) is typing.Literal:
         choices = typing.get_args(tp)
         if raw not in choices:
-            raise UserError(f"--set {key}={raw}: expected one of {', '.join(map(str, choices))}")
+            raise UserError(f"--set {key}={shown(raw)}: expected one of {', '.join(map(str, choices))}")
         return raw
     try:
         if tp is bool:
@@ -186,7 +191,7 @@ def _convert(raw: str, tp, key: str):
         if tp is float:
             return float(raw)
     except ValueError:
-        raise UserError(f"--set {key}={raw}: expected a value of type {tp.__name__}") from None
+        raise UserError(f"--set {key}={shown(raw)}: expected a value of type {tp.__name__}") from None
     return raw
 
 

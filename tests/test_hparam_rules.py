@@ -170,3 +170,23 @@ def test_config_hash_of_defaults_is_unchanged(key):
     spec = RunSpec(method=name, dataset=family, setting=setting, hparams=dataclasses.asdict(hp),
                    data_fingerprint="0" * 64)
     assert spec.config_hash == PINNED_HASHES[key]
+
+
+def _era_configurations():
+    for name, family, setting in _default_configurations():
+        if "hparams_era" in declared_rules(get_method(name).HParams) and family != "mintrec":  # mintrec: current only
+            yield name, family, setting
+
+
+@pytest.mark.parametrize("name, family, setting", list(_era_configurations()))
+def test_every_era_switch_lands_on_declared_values(name, family, setting):
+    """``validate()`` of era-aware methods rewrites fields after the declared check: every era's values
+    must satisfy the declarations too."""
+    cls = get_method(name)
+    hp = cls.default_hparams(family, setting)
+    eras = declared_rules(cls.HParams)["hparams_era"].choices
+    assert len(eras) >= 2
+    for era in eras:
+        switched = apply_overrides(hp, {"hparams_era": era})
+        assert switched.hparams_era == era and hparam_problem(switched) is None
+
