@@ -53,14 +53,15 @@ def parse_seeds(text: str | None, default_count: int = len(DEFAULT_SEEDS)) -> li
         return first_seeds(default_count)
 
     def bad(problem: str) -> UserError:
-        return UserError(f"--seeds {text!r}: {problem}; expected {SEEDS_GRAMMAR}")
+        shown = text if len(text) <= 40 else f"{text[:24]}...{text[-8:]}"  # echo, not flood, a pasted blob
+        return UserError(f"--seeds {shown!r}: {problem}; expected {SEEDS_GRAMMAR}")
 
     body = str(text).strip()
     if not body:
         raise bad("no seeds given")
     count = _COUNT.fullmatch(body)
     if count:
-        n = int(count.group(1))
+        n = _bounded_int(count.group(1))
         if not 1 <= n <= MAX_SEEDS:
             raise bad(f"the count must be 1 to {MAX_SEEDS}")
         return first_seeds(n)
@@ -70,8 +71,8 @@ def parse_seeds(text: str | None, default_count: int = len(DEFAULT_SEEDS)) -> li
         if not item:
             raise bad("an empty item" if not raw.strip() else f"{raw.strip()!r} is not a seed (0 to {MAX_SEED}) "
                       "or a range")
-        lo = int(item.group(1))
-        hi = lo if item.group(2) is None else int(item.group(2))
+        lo = _bounded_int(item.group(1))
+        hi = lo if item.group(2) is None else _bounded_int(item.group(2))
         if max(lo, hi) > MAX_SEED:
             raise bad(f"seeds must be at most {MAX_SEED} (2**32-1)")
         if hi < lo:
@@ -82,6 +83,11 @@ def parse_seeds(text: str | None, default_count: int = len(DEFAULT_SEEDS)) -> li
     if len(set(seeds)) != len(seeds):
         raise bad("seeds repeat")
     return seeds
+
+
+def _bounded_int(digits: str) -> int:
+    """``int(digits)``, or MAX_SEED + 1 for a number too long to be a seed (``int()`` refuses over 4300 digits)."""
+    return int(digits) if len(digits.lstrip("0")) <= len(str(MAX_SEED)) else MAX_SEED + 1
 
 
 def seeds_from_arg(text: str | None, default_count: int = len(DEFAULT_SEEDS), log=None) -> list[int]:
