@@ -138,7 +138,8 @@ def hparam_problem(hp) -> tuple[str, object, str] | None:
             if any(isinstance(v, float) and not math.isfinite(v) for v in items):
                 return key, value, "a finite number"
             continue
-        if not all(rule.admits(v) for v in items):
+        wrong_type = integer and any(isinstance(v, bool) or not isinstance(v, int) for v in items)
+        if wrong_type or not all(rule.admits(v) for v in items):
             return key, value, rule.describe(integer)
     return None
 

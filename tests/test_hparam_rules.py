@@ -93,6 +93,11 @@ def test_a_bad_value_that_did_not_come_from_set_is_named_with_its_class():
     assert str(e.value) == "hyper-parameter dropout_text=1.5 of LFDNNHParams: expected a finite number in [0, 1)"
 
 
+def test_integer_fields_hold_integers():
+    hp = dataclasses.replace(get_method("lf_dnn").default_hparams("mosi", "unaligned"), hidden_text=16.5)
+    assert hparam_problem(hp) == ("hidden_text", 16.5, "an integer >= 1")
+
+
 def test_subclass_default_keeps_the_base_declaration():
     dmd = get_method("dmd").HParams  # redeclares grad_clip_at: str = "backward", batch_size: int = 16
     assert declared_rules(dmd)["grad_clip_at"] == Allowed(choices=("step", "backward"))
