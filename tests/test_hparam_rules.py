@@ -78,8 +78,8 @@ def test_allowed_admits_exactly_its_interval():
 
 
 def test_select_on_must_be_a_metric_of_the_task(capsys, tmp_path):
-    with pytest.raises(UserError, match="select_on=f1: mosi is a regression task; expected loss or one of "
-                                        "has0_acc2"):
+    with pytest.raises(UserError, match="^--set select_on=f1: mosi is a regression task; expected loss or one of "
+                                        "has0_acc2, has0_f1, non0_acc2, non0_f1, acc7, acc5, acc3, mae, corr$"):
         resolve_hparams(get_method("lf_dnn"), "mosi", "unaligned", {"select_on": "f1"})
     with pytest.raises(UserError, match="mintrec is a classification task"):
         resolve_hparams(get_method("emoe"), "mintrec", "unaligned", {"select_on": "mae"})
