@@ -124,8 +124,6 @@ class MulTHParams(TrainHParams):
     def validate(self, need_text_model: bool = True) -> None:
         """One-line :class:`UserError` for an invalid combination. ``need_text_model=False`` skips the
         text_model check (a model built from a ``BertConfig`` in tests)."""
-        if self.hparams_era not in ERAS:
-            raise UserError(f"hparams_era={self.hparams_era!r}: expected one of {', '.join(ERAS)}")
         fam, _, era = self.defaults_from.partition("/")
         if fam not in _ERA_VALUES or era not in ERAS:
             raise UserError(f"defaults_from={self.defaults_from!r}: expected '<mosi|mosei|mintrec>/<era>' "
@@ -139,8 +137,6 @@ class MulTHParams(TrainHParams):
             if d % self.num_heads:
                 raise UserError(f"MulT: d_model={self.d_model} needs d_model and 2*d_model divisible by "
                                 f"num_heads={self.num_heads}")
-        if min(self.conv_kernel_l, self.conv_kernel_a, self.conv_kernel_v) < 1:
-            raise UserError("MulT: conv kernels must be >= 1")
 
 
 # MMSA config_regression.json "mult" (specs/baselines.md §2.3): "current" = values since 36bb33d
