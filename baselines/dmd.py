@@ -40,15 +40,15 @@ docs/baselines-dmd.md lists every switch, the defaults and the differences from 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from baselines._dmd_graph import GraphDistillUnit, cosine_embedding_negative, edge_names, edge_prior
+from bench.config import Finite, NonNegFloat, PosFloat, PosInt, Prob, between, check_hparams
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -75,51 +75,51 @@ class DMDHParams(TrainHParams):
     text_model: str = ""  # local BERT directory, a cached name or random:bert-base-uncased (counting)
     text_finetune: bool = True
     # --- model (config.json datasetParams)
-    d_model: int = 50  # dst_feature_dim_nheads[0]
-    num_heads: int = 10  # dst_feature_dim_nheads[1]
-    nlevels: int = 4
-    memory_min_layers: int = 3  # get_network(self_type='*_mem', layers=3): depth max(nlevels, 3)
-    conv_kernel_l: int = 5
-    conv_kernel_a: int = 5
-    conv_kernel_v: int = 5
-    attn_dropout: float = 0.3  # source text; invariant text transformer; memory transformers
-    attn_dropout_a: float = 0.2
-    attn_dropout_v: float = 0.0
-    relu_dropout: float = 0.0
-    res_dropout: float = 0.0
-    embed_dropout: float = 0.2
-    text_dropout: float = 0.5
-    output_dropout: float = 0.5
+    d_model: PosInt = 50  # dst_feature_dim_nheads[0]
+    num_heads: PosInt = 10  # dst_feature_dim_nheads[1]
+    nlevels: PosInt = 4
+    memory_min_layers: PosInt = 3  # get_network(self_type='*_mem', layers=3): depth max(nlevels, 3)
+    conv_kernel_l: PosInt = 5
+    conv_kernel_a: PosInt = 5
+    conv_kernel_v: PosInt = 5
+    attn_dropout: Prob = 0.3  # source text; invariant text transformer; memory transformers
+    attn_dropout_a: Prob = 0.2
+    attn_dropout_v: Prob = 0.0
+    relu_dropout: Prob = 0.0
+    res_dropout: Prob = 0.0
+    embed_dropout: Prob = 0.2
+    text_dropout: Prob = 0.5
+    output_dropout: Prob = 0.5
     attn_mask: bool = True  # commonParams attn_mask (causal / shifted-causal masks)
     position_embedding: bool = True  # DMD's transformer always adds sinusoidal positions
     attn_impl: Literal["sdpa", "math"] = "sdpa"  # same maths
     # proj_cosine_{l,v,a} are built and evaluated by the reference but enter no loss (dmd.py:65-67,212-214)
     build_unused: bool = True
     # --- objective (DMD.py:117-175, run.py:122-160)
-    aux_task_weight: float = 1.0  # the 7 auxiliary L1 terms (homo, hetero, invariant heads)
-    recon_weight: float = 0.1  # 0.1 · L_recon
-    cycle_weight: float = 0.1  # 0.1 · L_s_sr
-    margin_weight: float = 0.01  # 0.1 · 0.1 · L_sim (HingeLoss)
-    ort_weight: float = 0.01  # 0.1 · 0.1 · L_ort
+    aux_task_weight: NonNegFloat = 1.0  # the 7 auxiliary L1 terms (homo, hetero, invariant heads)
+    recon_weight: NonNegFloat = 0.1  # 0.1 · L_recon
+    cycle_weight: NonNegFloat = 0.1  # 0.1 · L_s_sr
+    margin_weight: NonNegFloat = 0.01  # 0.1 · 0.1 · L_sim (HingeLoss)
+    ort_weight: NonNegFloat = 0.01  # 0.1 · 0.1 · L_ort
     # Axis of the s/c cosine in L_ort: "batch" = what torch 1.9 computed for the (T, B, d) inputs (cosine
     # over the batch, per time step and channel); "step" = per time step and sample, over channels (the
     # community fix for torch >= 1.10, mdswyz/DMD#6); "sample" = per sample over the flattened (T·d).
     ort_axis: Literal["batch", "step", "sample"] = "batch"
-    margin_scale: float = 0.15  # HingeLoss margin = 0.15·|y_i − y_k| (HingeLoss.py:35)
-    gd_homo_weight: float = 0.05
-    gd_hetero_weight: float = 0.05
+    margin_scale: NonNegFloat = 0.15  # HingeLoss margin = 0.15·|y_i − y_k| (HingeLoss.py:35)
+    gd_homo_weight: NonNegFloat = 0.05
+    gd_hetero_weight: NonNegFloat = 0.05
     gd_homo_repr_in_total: bool = False  # the reference computes it and leaves it out (DMD.py:166)
-    gd_size_homo: int = 64  # args.gd_size_low
-    gd_size_hetero: int = 32  # args.gd_size_high
-    gd_reg: float = 10.0
-    gd_alpha: float = 0.125  # edge logits × 1/8 before the softmax
-    gd_w_logit: float = 1.0  # w_losses[0]
-    gd_w_repr: float = 10.0  # w_losses[1]
+    gd_size_homo: PosInt = 64  # args.gd_size_low
+    gd_size_hetero: PosInt = 32  # args.gd_size_high
+    gd_reg: NonNegFloat = 10.0
+    gd_alpha: Finite = 0.125  # edge logits × 1/8 before the softmax
+    gd_w_logit: NonNegFloat = 1.0  # w_losses[0]
+    gd_w_repr: NonNegFloat = 10.0  # w_losses[1]
     gd_metric: Literal["l1", "l2", "cosine"] = "l1"  # metric_low / metric_high
     gd_hetero_repr_metric: Literal["min_cosine", "l1", "l2", "cosine"] = "min_cosine"
-    gd_prior_homo: tuple[float, ...] = (0.0, 0.0, 1.0, 0.0, 1.0, 0.0)
-    gd_prior_hetero: tuple[float, ...] = (0.0, 0.0, 1.0, 0.0, 1.0, 1.0)
-    gd_prior_temperature: float = 0.25
+    gd_prior_homo: Annotated[tuple[float, ...], between(None, None)] = (0.0, 0.0, 1.0, 0.0, 1.0, 0.0)
+    gd_prior_hetero: Annotated[tuple[float, ...], between(None, None)] = (0.0, 0.0, 1.0, 0.0, 1.0, 1.0)
+    gd_prior_temperature: PosFloat = 0.25
     # --- optimisation: one Adam over model + GD-Units; the config's weight_decay never reaches Adam
     apply_weight_decay: bool = False
     batch_size: int = 16
@@ -148,29 +148,13 @@ class DMDHParams(TrainHParams):
 
         if self.text_mode == "bert" and not self.text_model:
             bad("text_mode=bert needs --set text_model=PATH (a local BERT directory)")
-        for name in ("d_model", "num_heads", "nlevels", "conv_kernel_l", "conv_kernel_a", "conv_kernel_v",
-                     "gd_size_homo", "gd_size_hetero", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                bad(f"{name} must be >= 1 (got {getattr(self, name)})")
         for dim in (self.d_model, 2 * self.d_model):
             if dim % self.num_heads:
                 bad(f"d_model={self.d_model}: d_model and 2*d_model must be divisible by "
                     f"num_heads={self.num_heads}")
-        for name in ("attn_dropout", "attn_dropout_a", "attn_dropout_v", "relu_dropout", "res_dropout",
-                     "embed_dropout", "text_dropout", "output_dropout"):
-            v = getattr(self, name)
-            if not 0.0 <= v < 1.0:
-                bad(f"{name} must be in [0, 1) (got {v})")
         for name in ("gd_prior_homo", "gd_prior_hetero"):
             if len(getattr(self, name)) != 6:
                 bad(f"{name} needs 6 scores (one per edge v->l, a->l, l->v, a->v, l->a, v->a)")
-        if not (self.gd_prior_temperature > 0 and math.isfinite(self.gd_prior_temperature)):
-            bad(f"gd_prior_temperature must be > 0 (got {self.gd_prior_temperature})")
-        for name in ("aux_task_weight", "recon_weight", "cycle_weight", "margin_weight", "ort_weight",
-                     "gd_homo_weight", "gd_hetero_weight", "gd_reg", "gd_alpha", "gd_w_logit", "gd_w_repr",
-                     "margin_scale", "learning_rate"):
-            if not math.isfinite(getattr(self, name)):
-                bad(f"{name} must be finite")
 
 
 # mdswyz/DMD config/config.json:52-73 (mosi) and :74-95 (mosei); the same for aligned and unaligned.
@@ -292,7 +276,7 @@ class DMD(Method):
         if setting not in cls.settings:
             raise UserError(f"dmd: unknown setting {setting!r} (aligned | unaligned)")
         hp = DMDHParams(**_BLOCKS[family])
-        hp.validate()
+        check_hparams(hp)
         return hp
 
     @classmethod
@@ -319,7 +303,7 @@ class DMD(Method):
 
     def __init__(self, hp: DMDHParams, info: DataInfo, bert_config=None):
         super().__init__(hp, info)
-        hp.validate()
+        check_hparams(hp)
         if info.task != "regression":
             raise UserError("dmd: only the regression form (MOSI/MOSEI) is implemented")
         d = hp.d_model

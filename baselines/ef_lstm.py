@@ -30,6 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines._align import avg_pool_align
+from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -39,9 +40,9 @@ from bench.registry import register_method
 @dataclass
 class EFLSTMHParams(TrainHParams):
     # MMSA config_regression.json "ef_lstm"
-    hidden: int = 128
-    num_layers: int = 4
-    dropout: float = 0.5  # LSTM inter-layer dropout and both head dropouts
+    hidden: PosInt = 128
+    num_layers: PosInt = 4
+    dropout: Prob = 0.5  # LSTM inter-layer dropout and both head dropouts
     # Unaligned audio/vision: "pool" to the text length (MMSA's need_model_aligned) or "refuse".
     unaligned_input: Literal["pool", "refuse"] = "pool"
     align_pooling: Literal["windows", "strided"] = "windows"  # baselines/_align.py

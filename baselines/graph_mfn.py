@@ -44,6 +44,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines.mfn import MemoryFusionBase, MemoryFusionHParams
+from bench.config import PosInt
 from bench.data.tensors import DataInfo, Split
 from bench.registry import register_method
 
@@ -55,8 +56,8 @@ class GraphMFNHParams(MemoryFusionHParams):
     hidden_audio: int = 32
     hidden_vision: int = 256
     mem_size: int = 300
-    inner_node_dim: int = 64  # DFG vertex width k (and the width of the attended vector T)
-    dfg_hidden: int = 100  # MMSA hard-codes the pattern/efficacy core as Linear(100, k)
+    inner_node_dim: PosInt = 64  # DFG vertex width k (and the width of the attended vector T)
+    dfg_hidden: PosInt = 100  # MMSA hard-codes the pattern/efficacy core as Linear(100, k)
     att2_hidden: int = 32  # "NNConfig"
     att2_dropout: float = 0.0
     gamma1_hidden: int = 128

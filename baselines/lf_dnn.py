@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -25,16 +26,16 @@ from bench.registry import register_method
 @dataclass
 class LFDNNHParams(TrainHParams):
     # MMSA config_regression.json "lf_dnn": hidden_dims = [text, audio, video]
-    hidden_text: int = 128
-    hidden_audio: int = 16
-    hidden_vision: int = 128
-    text_out: int = 256
-    post_fusion_dim: int = 128
+    hidden_text: PosInt = 128
+    hidden_audio: PosInt = 16
+    hidden_vision: PosInt = 128
+    text_out: PosInt = 256
+    post_fusion_dim: PosInt = 128
     # MMSA "dropouts" = [audio, video, text, post_fusion]
-    dropout_audio: float = 0.2
-    dropout_vision: float = 0.2
-    dropout_text: float = 0.2
-    dropout_post: float = 0.2
+    dropout_audio: Prob = 0.2
+    dropout_vision: Prob = 0.2
+    dropout_text: Prob = 0.2
+    dropout_post: Prob = 0.2
     # MMSA's TextSubNet zeroes its dropout for a one-layer LSTM, so ``dropout_text`` is inert there.
     # "mmsa" reproduces that; "applied" uses dropout_text on the LSTM state.
     text_dropout_mode: Literal["mmsa", "applied"] = "mmsa"

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from baselines.lf_dnn import LateFusionEncoders
+from bench.config import PosFloat, PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.method import TrainHParams
 from bench.registry import register_method
@@ -37,16 +38,16 @@ from bench.registry import register_method
 @dataclass
 class LMFHParams(TrainHParams):
     # MMSA config_regression.json "lmf": hidden_dims = [text, audio, video]; text_out = hidden_text // 2
-    hidden_text: int = 128
-    hidden_audio: int = 16
-    hidden_vision: int = 128
-    rank: int = 3
+    hidden_text: PosInt = 128
+    hidden_audio: PosInt = 16
+    hidden_vision: PosInt = 128
+    rank: PosInt = 3
     # MMSA "dropouts" = [audio, video, text, post_fusion]; the post-fusion one is never applied by MMSA.
-    dropout_audio: float = 0.3
-    dropout_vision: float = 0.3
-    dropout_text: float = 0.3
-    dropout_post: float = 0.3
-    factor_lr: float = 1e-3  # Adam lr of the three modality factors
+    dropout_audio: Prob = 0.3
+    dropout_vision: Prob = 0.3
+    dropout_text: Prob = 0.3
+    dropout_post: Prob = 0.3
+    factor_lr: PosFloat = 1e-3  # Adam lr of the three modality factors
     # MMSA leaves fusion_weights / fusion_bias out of the optimiser; True trains them at learning_rate.
     train_fusion_weights: bool = False
     text_dropout_mode: Literal["mmsa", "applied"] = "mmsa"

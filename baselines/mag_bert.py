@@ -65,6 +65,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench.config import Fraction, NonNegFloat, NonNegInt, PosFloat, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -83,10 +84,10 @@ class MAGBertHParams(TrainHParams):
     # already in the Hugging Face cache, or random:bert-base-uncased for counting / smoke runs)
     text_model: str = "bert-base-uncased"  # MIntRec --text_backbone, MMSA "pretrained"
     # 0 = after the embedding layer (MIntRec, MMSA, Rahman et al.'s code); k >= 1 = after encoder layer k
-    injection_index: int = 0
+    injection_index: NonNegInt = 0
     # --- MAG (MIntRec configs/mag_bert_tune.py; MMSA bert_mag)
-    beta_shift: float = 0.005
-    dropout_prob: float = 0.5  # MAG's dropout after its LayerNorm
+    beta_shift: NonNegFloat = 0.005
+    dropout_prob: Prob = 0.5  # MAG's dropout after its LayerNorm
     # --- alignment of audio/vision to the text length (MIntRec need_aligned=True, aligned_method='ctc');
     # "none": the data must already be aligned (MMSA need_data_aligned=true)
     align_method: Literal["none", "ctc", "avg_pool", "conv1d"] = "ctc"
@@ -104,10 +105,10 @@ class MAGBertHParams(TrainHParams):
     # "adam": torch Adam over all parameters, coupled L2 (MMSA trains/singleTask/BERT_MAG.py)
     optimizer: Literal["adamw_hf", "adam"] = "adamw_hf"
     adam_bias_correction: bool = False  # MIntRec AdamW(correct_bias=False); adamw_hf only
-    adam_eps: float = 1e-6  # transformers AdamW default (torch Adam: 1e-8)
+    adam_eps: PosFloat = 1e-6  # transformers AdamW default (torch Adam: 1e-8)
     lr_schedule: Literal["warmup_linear", "constant"] = "warmup_linear"
-    warmup_proportion: float = 0.1
-    schedule_epochs: int = 0  # E of the schedule; 0 = max_epochs (MIntRec: num_train_epochs drives both)
+    warmup_proportion: Fraction = 0.1
+    schedule_epochs: NonNegInt = 0  # E of the schedule; 0 = max_epochs (MIntRec: num_train_epochs drives both)
     batch_size: int = 16
     eval_batch_size: int = 8
     learning_rate: float = 2e-5
@@ -120,14 +121,6 @@ class MAGBertHParams(TrainHParams):
         if not self.text_model:
             raise UserError("mag_bert needs a BERT: --set text_model=PATH (a local BERT directory, a name "
                             "already in the Hugging Face cache, or random:bert-base-uncased)")
-        if self.injection_index < 0:
-            raise UserError(f"mag_bert: injection_index must be >= 0 (got {self.injection_index})")
-        if self.beta_shift < 0:
-            raise UserError(f"mag_bert: beta_shift must be >= 0 (got {self.beta_shift})")
-        if not 0.0 <= self.dropout_prob < 1.0:
-            raise UserError(f"mag_bert: dropout_prob must be in [0, 1) (got {self.dropout_prob})")
-        if not 0.0 <= self.warmup_proportion <= 1.0:
-            raise UserError(f"mag_bert: warmup_proportion must be in [0, 1] (got {self.warmup_proportion})")
         if self.lr_schedule == "warmup_linear" and self.schedule_epochs <= 0 and self.max_epochs <= 0:
             raise UserError("mag_bert: lr_schedule=warmup_linear needs max_epochs or schedule_epochs > 0 "
                             "(the schedule length is int(N/batch_size) * epochs)")

@@ -51,6 +51,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from baselines._align import avg_pool_align
+from bench.config import NonNegFloat, PosInt, check_hparams
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -60,15 +61,15 @@ from bench.registry import register_method
 @dataclass
 class MCTNHParams(TrainHParams):
     # MMSA config_regression.json "mctn" (MOSI; MMSA has no MOSEI/SIMS block)
-    hid_dim: int = 32
-    max_seq_len: int = 50  # original MCTN: 20 (MMSA's first version hard-coded 20 as well)
+    hid_dim: PosInt = 32
+    max_seq_len: PosInt = 50  # original MCTN: 20 (MMSA's first version hard-coded 20 as well)
     # Loss weights (hard-coded in MMSA's MCTN.forward; the original's hierarchical_mctn.yaml has the same values)
-    weight_vision: float = 0.1  # forward translation text -> vision
-    weight_text: float = 0.1  # cyclic back-translation vision_hat -> text
-    weight_audio: float = 0.1  # second-level translation joint -> audio
-    weight_label: float = 1.0  # L1 on the sentiment
+    weight_vision: NonNegFloat = 0.1  # forward translation text -> vision
+    weight_text: NonNegFloat = 0.1  # cyclic back-translation vision_hat -> text
+    weight_audio: NonNegFloat = 0.1  # second-level translation joint -> audio
+    weight_label: NonNegFloat = 1.0  # L1 on the sentiment
     # The original adds Keras l2(0.01) on the regression output kernel; MMSA has none (0.0).
-    regression_l2: float = 0.0
+    regression_l2: NonNegFloat = 0.0
     # "mmsa": recurrences over the batch axis (MMSA's seq-first LSTMs on batch-first tensors);
     # "time": over time steps (the original MCTN).
     seq_layout: Literal["mmsa", "time"] = "mmsa"
@@ -79,16 +80,12 @@ class MCTNHParams(TrainHParams):
     # Validation/test "loss" (selection): "total" = MMSA (the training objective incl. reconstructions),
     # "task" = the L1 alone.
     selection_loss: Literal["total", "task"] = "total"
-    grad_clip_norm: float = 1.0  # MMSA grad_clip, applied with clip_grad_norm_ after every backward
+    grad_clip_norm: NonNegFloat = 1.0  # MMSA grad_clip, applied with clip_grad_norm_ after every backward
     batch_size: int = 32
     learning_rate: float = 1e-4  # init_lr
     weight_decay: float = 0.0  # MMSA's Adam gets lr only
     early_stop: int = 8
     val_loss: str = "batch_mean_4dp"  # MMSA: round(mean of per-batch losses, 4)
-
-    def validate(self) -> None:
-        if self.hid_dim < 1 or self.max_seq_len < 1:
-            raise UserError("mctn: hid_dim and max_seq_len must be >= 1")
 
 
 # ------------------------------------------------------------------------------ seq2seq (sequence-first)
@@ -237,7 +234,7 @@ class MCTN(Method):
 
     def __init__(self, hp: MCTNHParams, info: DataInfo):
         super().__init__(hp, info)
-        hp.validate()
+        check_hparams(hp)
         if not info.has_text_features:
             raise UserError("mctn (MMSA, use_bert=false) needs precomputed text features (the pickle's 'text' "
                             "array); this dataset has only BERT token ids")

@@ -41,13 +41,14 @@ before the model, pooling them to the text length; the same is done here (:func:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from baselines._align import avg_pool_align
+from bench.config import NonNegFloat, PosInt, Prob, check_hparams, choice
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -82,38 +83,39 @@ def mmd(z: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
 @dataclass
 class MFMHParams(TrainHParams):
     # MMSA config_regression.json "mfm" (MOSI block); hidden_dims = [text, audio, video] of the MFN LSTMs
-    hidden_text: int = 128
-    hidden_audio: int = 32
-    hidden_vision: int = 128
-    zy_size: int = 80
-    zl_size: int = 64
-    za_size: int = 80
-    zv_size: int = 80
-    fy_size: int = 64
-    fl_size: int = 32
-    fa_size: int = 16
-    fv_size: int = 64
-    zy_to_fy_dropout: float = 0.5
-    zl_to_fl_dropout: float = 0.5
-    za_to_fa_dropout: float = 0.7
-    zv_to_fv_dropout: float = 0.5
-    fy_to_y_dropout: float = 0.0
-    lda_mmd: float = 100.0
-    lda_xl: float = 0.5
-    lda_xa: float = 0.01
-    lda_xv: float = 0.5
-    memsize: int = 64
-    windowsize: int = 2  # MMSA's MFN only works with 2 (it concatenates previous and current cell states)
-    nn1_shape: int = 32  # NN1Config (delta-memory attention)
-    nn1_dropout: float = 0.7
-    nn2_shape: int = 64  # NN2Config (memory proposal)
-    nn2_dropout: float = 0.0
-    gamma1_shape: int = 32  # gamma1Config (retain gate)
-    gamma1_dropout: float = 0.0
-    gamma2_shape: int = 64  # gamma2Config (update gate)
-    gamma2_dropout: float = 0.5
-    out_shape: int = 128  # outConfig: the MFN's own output head, built but unused inside MFM
-    out_dropout: float = 0.2
+    hidden_text: PosInt = 128
+    hidden_audio: PosInt = 32
+    hidden_vision: PosInt = 128
+    zy_size: PosInt = 80
+    zl_size: PosInt = 64
+    za_size: PosInt = 80
+    zv_size: PosInt = 80
+    fy_size: PosInt = 64
+    fl_size: PosInt = 32
+    fa_size: PosInt = 16
+    fv_size: PosInt = 64
+    zy_to_fy_dropout: Prob = 0.5
+    zl_to_fl_dropout: Prob = 0.5
+    za_to_fa_dropout: Prob = 0.7
+    zv_to_fv_dropout: Prob = 0.5
+    fy_to_y_dropout: Prob = 0.0
+    lda_mmd: NonNegFloat = 100.0
+    lda_xl: NonNegFloat = 0.5
+    lda_xa: NonNegFloat = 0.01
+    lda_xv: NonNegFloat = 0.5
+    memsize: PosInt = 64
+    # MMSA's MFN only works with 2 (it concatenates previous and current cell states)
+    windowsize: Annotated[int, choice(2, why="MMSA's MFN concatenates exactly two steps of cell states")] = 2
+    nn1_shape: PosInt = 32  # NN1Config (delta-memory attention)
+    nn1_dropout: Prob = 0.7
+    nn2_shape: PosInt = 64  # NN2Config (memory proposal)
+    nn2_dropout: Prob = 0.0
+    gamma1_shape: PosInt = 32  # gamma1Config (retain gate)
+    gamma1_dropout: Prob = 0.0
+    gamma2_shape: PosInt = 64  # gamma2Config (update gate)
+    gamma2_dropout: Prob = 0.5
+    out_shape: PosInt = 128  # outConfig: the MFN's own output head, built but unused inside MFM
+    out_dropout: Prob = 0.2
     # MMSA's trainer builds Adam(params, weight_decay=wd) without lr -> torch's default 1e-3 (the original
     # MFM code does the same). False = that; True = use ``learning_rate`` (the config value).
     apply_config_lr: bool = False
@@ -127,13 +129,6 @@ class MFMHParams(TrainHParams):
     weight_decay: float = 1e-3
     early_stop: int = 8
     val_loss: str = "batch_mean_4dp"  # MMSA: round(mean of per-batch L1, 4)
-
-    def validate(self) -> None:
-        if self.windowsize != 2:
-            raise UserError(f"mfm: windowsize={self.windowsize}; MMSA's MFN concatenates exactly two steps "
-                            "of cell states, so only windowsize=2 is defined")
-        if self.align_pooling not in ("windows", "strided"):
-            raise UserError(f"mfm: align_pooling={self.align_pooling!r}: expected windows or strided")
 
 
 _MOSEI = dict(hidden_text=256, hidden_audio=32, hidden_vision=256, zy_size=32, zl_size=256, za_size=80, zv_size=80,
@@ -270,7 +265,7 @@ class MFM(Method):
 
     def __init__(self, hp: MFMHParams, info: DataInfo):
         super().__init__(hp, info)
-        hp.validate()
+        check_hparams(hp)
         if not info.has_text_features:
             raise UserError("mfm (MMSA, use_bert unset) needs precomputed text features (the pickle's 'text' "
                             "array); this dataset has only BERT token ids")

@@ -41,6 +41,7 @@ from torch.nn import functional as F
 
 from baselines._align import avg_pool_align, pool_geometry
 from baselines.lf_dnn import _time_mean
+from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -54,19 +55,19 @@ class MemoryFusionHParams(TrainHParams):
     """Fields shared by MFN and Graph-MFN (values: MMSA "mfn" MOSI block)."""
 
     # config "hidden_dims" = [text, audio, video]
-    hidden_text: int = 256
-    hidden_audio: int = 32
-    hidden_vision: int = 256
-    mem_size: int = 400  # "memsize"
+    hidden_text: PosInt = 256
+    hidden_audio: PosInt = 32
+    hidden_vision: PosInt = 256
+    mem_size: PosInt = 400  # "memsize"
     # "NN2Config" (MFN) / "NNConfig" (Graph-MFN): the memory candidate network att2
-    att2_hidden: int = 64
-    att2_dropout: float = 0.0
-    gamma1_hidden: int = 256  # "gamma1Config" (retain gate)
-    gamma1_dropout: float = 0.7
-    gamma2_hidden: int = 32  # "gamma2Config" (update gate)
-    gamma2_dropout: float = 0.5
-    out_hidden: int = 128  # "outConfig"
-    out_dropout: float = 0.0
+    att2_hidden: PosInt = 64
+    att2_dropout: Prob = 0.0
+    gamma1_hidden: PosInt = 256  # "gamma1Config" (retain gate)
+    gamma1_dropout: Prob = 0.7
+    gamma2_hidden: PosInt = 32  # "gamma2Config" (update gate)
+    gamma2_dropout: Prob = 0.5
+    out_hidden: PosInt = 128  # "outConfig"
+    out_dropout: Prob = 0.0
     # Audio/vision input: "time_mean" = MMSA need_normalized=true (utterance mean repeated over the text
     # steps); "sequence" = frame sequences (avg-pooled to the text length when unaligned).
     av_input: Literal["time_mean", "sequence"] = "time_mean"
@@ -83,8 +84,8 @@ class MemoryFusionHParams(TrainHParams):
 
 @dataclass
 class MFNHParams(MemoryFusionHParams):
-    att1_hidden: int = 32  # "NN1Config": the delta-memory attention network att1
-    att1_dropout: float = 0.2
+    att1_hidden: PosInt = 32  # "NN1Config": the delta-memory attention network att1
+    att1_dropout: Prob = 0.2
 
 
 _MFN_MOSEI = dict(hidden_text=128, hidden_audio=32, hidden_vision=128, mem_size=128, att1_hidden=128,

@@ -41,6 +41,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from baselines._eras import apply_era, era_defaults
+from bench.config import Fraction, NonNegFloat, NonNegInt, PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -60,11 +61,11 @@ class MISAHParams(TrainHParams):
     text_mode: Literal["auto", "bert", "features"] = "auto"  # auto: bert iff text_model is set
     text_model: str = ""  # local BERT directory (never downloaded)
     text_finetune: bool = True  # MMSA: use_finetune, asserted use_bert
-    bert_freeze_layers: int = 0  # original MISA freezes encoder layers 0-8 on MOSEI (solver.py:46-50)
+    bert_freeze_layers: NonNegInt = 0  # original MISA freezes encoder layers 0-8 on MOSEI (solver.py:46-50)
     # --- model (MMSA misa block)
-    hidden_size: int = 128
-    dropout: float = 0.2  # fusion-head dropout only (between Linear(6H,3H) and ReLU)
-    fusion_heads: int = 2  # nn.TransformerEncoderLayer(d_model=H, nhead=2), torch defaults otherwise
+    hidden_size: PosInt = 128
+    dropout: Prob = 0.2  # fusion-head dropout only (between Linear(6H,3H) and ReLU)
+    fusion_heads: PosInt = 2  # nn.TransformerEncoderLayer(d_model=H, nhead=2), torch defaults otherwise
     # "text": MMSA packs audio/vision with the BERT token count (MISA.py:194,200); "own": their lengths
     lengths_from: Literal["text", "own"] = "text"
     lstm_hh_init: Literal["torch", "orthogonal"] = "torch"  # original MISA: orthogonal weight_hh
@@ -72,17 +73,17 @@ class MISAHParams(TrainHParams):
     # uses them (they count in MMSA's #params); False leaves them out.
     build_unused: bool = True
     # --- loss weights
-    diff_weight: float = 0.1
-    sim_weight: float = 0.3
-    recon_weight: float = 1.0
-    cmd_moments: int = 5
+    diff_weight: NonNegFloat = 0.1
+    sim_weight: NonNegFloat = 0.3
+    recon_weight: NonNegFloat = 1.0
+    cmd_moments: PosInt = 5
     # similarity term: "cmd" (MMSA, use_cmd_sim=True) or "adversarial" (thuiar/MIntRec use_cmd_sim=False:
     # a modality discriminator behind a gradient-reversal layer scaled by reverse_grad_weight)
     similarity: Literal["cmd", "adversarial"] = "cmd"
-    reverse_grad_weight: float = 0.8
+    reverse_grad_weight: NonNegFloat = 0.8
     # thuiar/MIntRec: ExponentialLR(gamma).step() after every epoch whose selection metric did not improve
     # (methods/MISA/manager.py); 0 = off (MMSA has no scheduler). Applied by MISA.on_epoch_end.
-    lr_decay_gamma: float = 0.0
+    lr_decay_gamma: Fraction = 0.0
     # --- optimisation: Adam, one group; MMSA never passes weight_decay to Adam (trains/MISA.py:24)
     apply_weight_decay: bool = False
     batch_size: int = 16
@@ -97,15 +98,9 @@ class MISAHParams(TrainHParams):
         apply_era(self, ERAS)
         if self.text_mode == "bert" and not self.text_model:
             raise UserError("misa: text_mode=bert needs --set text_model=PATH (a local BERT directory)")
-        if self.hidden_size < 1 or self.hidden_size % self.fusion_heads:
-            raise UserError(f"misa: hidden_size={self.hidden_size} must be >= 1 and divisible by "
+        if self.hidden_size % self.fusion_heads:
+            raise UserError(f"misa: hidden_size={self.hidden_size} must be divisible by "
                             f"fusion_heads={self.fusion_heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"misa: dropout must be in [0, 1) (got {self.dropout})")
-        if self.cmd_moments < 1:
-            raise UserError(f"misa: cmd_moments must be >= 1 (got {self.cmd_moments})")
-        if not 0.0 <= self.lr_decay_gamma <= 1.0:
-            raise UserError(f"misa: lr_decay_gamma must be in [0, 1] (0 = off; got {self.lr_decay_gamma})")
 
 
 _COMMON = dict(learning_rate=1e-4, hidden_size=128, grad_accum=2, early_stop=8, max_epochs=0,

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 from torch import nn
@@ -62,6 +62,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from baselines._eras import apply_era, era_defaults
 from baselines._mmim_losses import cpc_nce, gaussian_entropy, gaussian_lld
+from bench.config import NonNegFloat, PosFloat, PosInt, Prob, between, choice
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -82,20 +83,20 @@ class MMIMHParams(TrainHParams):
     text_model: str = ""  # local BERT directory (never downloaded)
     text_finetune: bool = True  # MMSA use_finetune
     # --- audio / vision LSTM encoders
-    d_ah: int = 16
-    d_vh: int = 16
-    d_aout: int = 16
-    d_vout: int = 16
-    n_layer: int = 1
+    d_ah: PosInt = 16
+    d_vh: PosInt = 16
+    d_aout: Annotated[int, between(4, None, why="the entropy projection has d_aout//4 outputs")] = 16
+    d_vout: Annotated[int, between(4, None, why="the entropy projection has d_vout//4 outputs")] = 16
+    n_layer: PosInt = 1
     bidirectional: bool = True  # MMSA true; the original's --bidirectional flag is off unless given
-    dropout_a: float = 0.1  # used (LSTM + final-state dropout) only when n_layer > 1, as in MMSA
-    dropout_v: float = 0.1
+    dropout_a: Prob = 0.1  # used (LSTM + final-state dropout) only when n_layer > 1, as in MMSA
+    dropout_v: Prob = 0.1
     # "auto": own lengths on unaligned data, the text length (mask sum) on aligned data (MMSA)
     lengths_from: Literal["auto", "text", "own"] = "auto"
     # --- fusion and MI estimators
-    d_prjh: int = 128
-    dropout_prj: float = 0.1
-    cpc_layers: int = 1
+    d_prjh: PosInt = 128
+    dropout_prj: Prob = 0.1
+    cpc_layers: PosInt = 1
     cpc_activation: str = "Tanh"  # torch.nn class name, used only when cpc_layers > 1
     mmilb_mid_activation: str = "ReLU"
     mmilb_last_activation: str = "Tanh"
@@ -106,19 +107,20 @@ class MMIMHParams(TrainHParams):
     # lld towards 0 just by inflating the variance); "full" includes it
     lld_form: Literal["mmsa", "full"] = "mmsa"
     add_va: bool = False
-    mem_size: int = 1
+    mem_size: PosInt = 1
     contrast: bool = True
-    alpha: float = 0.1  # weight of the CPC term
-    beta: float = 0.1  # weight of the lld and entropy terms
-    stage1_fraction: float = 1.0  # MOSEI 0.5: stage 1 stops at the first batch with i / n_batches >= this
+    alpha: NonNegFloat = 0.1  # weight of the CPC term
+    beta: NonNegFloat = 0.1  # weight of the lld and entropy terms
+    # MOSEI 0.5: stage 1 stops at the first batch with i / n_batches >= this
+    stage1_fraction: Annotated[float, between(0, 1, lo_open=True)] = 1.0
     # --- optimisation: two Adam optimisers (main = BERT + rest, MMILB)
-    lr_main: float = 1e-3
-    weight_decay_main: float = 1e-4
-    lr_bert: float = 5e-5
-    weight_decay_bert: float = 1e-4
-    lr_mmilb: float = 1e-3
-    weight_decay_mmilb: float = 1e-4
-    grad_clip_norm: float = 1.0  # MMSA grad_clip: clip_grad_norm_ over all parameters, both stages
+    lr_main: PosFloat = 1e-3
+    weight_decay_main: NonNegFloat = 1e-4
+    lr_bert: PosFloat = 5e-5
+    weight_decay_bert: NonNegFloat = 1e-4
+    lr_mmilb: PosFloat = 1e-3
+    weight_decay_mmilb: NonNegFloat = 1e-4
+    grad_clip_norm: NonNegFloat = 1.0  # MMSA grad_clip: clip_grad_norm_ over all parameters, both stages
     init: Literal["xavier", "torch"] = "xavier"  # xavier_normal_ on every non-BERT weight with dim > 1
     # How a gradient is cleared between steps: "set_to_none" (torch >= 2 ``zero_grad``) or "zeros"
     # (torch 1.x, the original's 1.7.1). With "zeros" the MMILB Adam also moves parameters whose gradient
@@ -128,7 +130,8 @@ class MMIMHParams(TrainHParams):
     learning_rate: float = 1e-3  # unused (per-optimiser rates above); kept equal to lr_main
     plateau_patience: int = 20  # MMSA "when"
     plateau_factor: float = 0.5
-    grad_accum: int = 1  # MMSA's "update_epochs": 2 is never read by the MMIM trainer
+    # MMSA's "update_epochs": 2 is never read by the MMIM trainer; clipping in after_step assumes the step follows
+    grad_accum: Annotated[int, choice(1, why="MMSA's MMIM steps after every batch")] = 1
     grad_clip_value: float = 0.0
     early_stop: int = 8
 
@@ -136,18 +139,6 @@ class MMIMHParams(TrainHParams):
         apply_era(self, ERAS)
         if self.text_mode == "bert" and not self.text_model:
             raise UserError("mmim: text_mode=bert needs --set text_model=PATH (a local BERT directory)")
-        for name in ("d_ah", "d_vh", "d_prjh", "n_layer", "cpc_layers", "mem_size", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"mmim: {name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("d_aout", "d_vout"):
-            if getattr(self, name) < 4:
-                raise UserError(f"mmim: {name} must be >= 4: the entropy projection has {name}//4 outputs "
-                                f"(got {getattr(self, name)})")
-        if not 0.0 < self.stage1_fraction <= 1.0:
-            raise UserError(f"mmim: stage1_fraction must be in (0, 1] (got {self.stage1_fraction})")
-        if self.grad_accum != 1:
-            raise UserError("mmim: grad_accum must be 1 (MMSA's MMIM steps after every batch; the norm "
-                            "clipping in after_step assumes the step follows)")
         for name in ("cpc_activation", "mmilb_mid_activation", "mmilb_last_activation"):
             if not isinstance(getattr(nn, getattr(self, name), None), type):
                 raise UserError(f"mmim: {name}={getattr(self, name)!r} is not a torch.nn activation class")

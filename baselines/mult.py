@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -58,20 +59,20 @@ class MulTHParams(TrainHParams):
     # None = follow the era: off for "current" (MMSA >= 2022-09, 1dea18d), on for "table2021" (and the
     # original MulT, which always adds sinusoidal positions).
     position_embedding: bool | None = None
-    d_model: int = 50  # MMSA dst_feature_dim_nheads[0]; the same d for l, a, v
-    num_heads: int = 10  # dst_feature_dim_nheads[1]; also used by the 2d-wide memory encoders
-    nlevels: int = 4  # cross-modal depth; memory depth is max(nlevels, 3)
-    conv_kernel_l: int = 5  # conv1D_kernel_size_{l,a,v}
-    conv_kernel_a: int = 5
-    conv_kernel_v: int = 5
-    attn_dropout: float = 0.3  # source text (al, vl) and all three memory encoders
-    attn_dropout_a: float = 0.2  # source audio (la, va)
-    attn_dropout_v: float = 0.0  # source vision (lv, av)
-    relu_dropout: float = 0.0
-    res_dropout: float = 0.0
-    embed_dropout: float = 0.2
-    text_dropout: float = 0.5
-    output_dropout: float = 0.5
+    d_model: PosInt = 50  # MMSA dst_feature_dim_nheads[0]; the same d for l, a, v
+    num_heads: PosInt = 10  # dst_feature_dim_nheads[1]; also used by the 2d-wide memory encoders
+    nlevels: PosInt = 4  # cross-modal depth; memory depth is max(nlevels, 3)
+    conv_kernel_l: PosInt = 5  # conv1D_kernel_size_{l,a,v}
+    conv_kernel_a: PosInt = 5
+    conv_kernel_v: PosInt = 5
+    attn_dropout: Prob = 0.3  # source text (al, vl) and all three memory encoders
+    attn_dropout_a: Prob = 0.2  # source audio (la, va)
+    attn_dropout_v: Prob = 0.0  # source vision (lv, av)
+    relu_dropout: Prob = 0.0
+    res_dropout: Prob = 0.0
+    embed_dropout: Prob = 0.2
+    text_dropout: Prob = 0.5
+    output_dropout: Prob = 0.5
     attn_mask: bool = True  # MMSA commonParams attn_mask (shifted-causal masks)
     # Dropout on the text input: MMSA's own ``text_dropout`` or, as the original MulT, ``embed_dropout``.
     text_input_dropout: Literal["text_dropout", "embed_dropout"] = "text_dropout"
@@ -123,8 +124,6 @@ class MulTHParams(TrainHParams):
     def validate(self, need_text_model: bool = True) -> None:
         """One-line :class:`UserError` for an invalid combination. ``need_text_model=False`` skips the
         text_model check (a model built from a ``BertConfig`` in tests)."""
-        if self.hparams_era not in ERAS:
-            raise UserError(f"hparams_era={self.hparams_era!r}: expected one of {', '.join(ERAS)}")
         fam, _, era = self.defaults_from.partition("/")
         if fam not in _ERA_VALUES or era not in ERAS:
             raise UserError(f"defaults_from={self.defaults_from!r}: expected '<mosi|mosei|mintrec>/<era>' "
@@ -138,8 +137,6 @@ class MulTHParams(TrainHParams):
             if d % self.num_heads:
                 raise UserError(f"MulT: d_model={self.d_model} needs d_model and 2*d_model divisible by "
                                 f"num_heads={self.num_heads}")
-        if min(self.conv_kernel_l, self.conv_kernel_a, self.conv_kernel_v) < 1:
-            raise UserError("MulT: conv kernels must be >= 1")
 
 
 # MMSA config_regression.json "mult" (specs/baselines.md §2.3): "current" = values since 36bb33d

@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from baselines._eras import apply_era, era_defaults
+from bench.config import NonNegFloat, PosFloat, PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
@@ -51,36 +52,36 @@ class SelfMMHParams(TrainHParams):
     text_model: str = ""  # local BERT directory (never downloaded)
     text_finetune: bool = True  # MMSA use_finetune
     # --- audio/vision subnets (one-layer unidirectional LSTM + Linear)
-    a_lstm_hidden: int = 16
-    v_lstm_hidden: int = 32
-    a_lstm_dropout: float = 0.0
-    v_lstm_dropout: float = 0.0
-    audio_out: int = 16
-    video_out: int = 32
+    a_lstm_hidden: PosInt = 16
+    v_lstm_hidden: PosInt = 32
+    a_lstm_dropout: Prob = 0.0
+    v_lstm_dropout: Prob = 0.0
+    audio_out: PosInt = 16
+    video_out: PosInt = 32
     # "auto": own lengths when the data has them (unaligned), else the text length (MMSA aligned);
     # "text": always the text length; "own": always own lengths (error on aligned data without them)
     lengths_from: Literal["auto", "text", "own"] = "auto"
     # --- heads
-    post_fusion_dim: int = 128
-    post_text_dim: int = 32
-    post_audio_dim: int = 16
-    post_video_dim: int = 32
-    post_fusion_dropout: float = 0.0
-    post_text_dropout: float = 0.1
-    post_audio_dropout: float = 0.1
-    post_video_dropout: float = 0.0
+    post_fusion_dim: PosInt = 128
+    post_text_dim: PosInt = 32
+    post_audio_dim: PosInt = 16
+    post_video_dim: PosInt = 32
+    post_fusion_dropout: Prob = 0.0
+    post_text_dropout: Prob = 0.1
+    post_audio_dropout: Prob = 0.1
+    post_video_dropout: Prob = 0.0
     # --- ULGM
-    H: float = 3.0  # clamp of the generated labels
+    H: PosFloat = 3.0  # clamp of the generated labels
     exclude_zero: bool = True  # MMSA excludeZero: label-0 samples are in neither centre
     # --- optimisation: Adam with coupled L2, five groups (BERT decay / no-decay, audio, video, other)
-    learning_rate_bert: float = 5e-5
-    learning_rate_audio: float = 5e-3
-    learning_rate_video: float = 5e-3
-    learning_rate_other: float = 1e-3
-    weight_decay_bert: float = 1e-3
-    weight_decay_audio: float = 1e-3
-    weight_decay_video: float = 1e-3
-    weight_decay_other: float = 1e-3
+    learning_rate_bert: PosFloat = 5e-5
+    learning_rate_audio: PosFloat = 5e-3
+    learning_rate_video: PosFloat = 5e-3
+    learning_rate_other: PosFloat = 1e-3
+    weight_decay_bert: NonNegFloat = 1e-3
+    weight_decay_audio: NonNegFloat = 1e-3
+    weight_decay_video: NonNegFloat = 1e-3
+    weight_decay_other: NonNegFloat = 1e-3
     batch_size: int = 16
     learning_rate: float = 1e-3  # unused (per-group rates above); kept equal to learning_rate_other
     grad_accum: int = 4  # MMSA update_epochs
@@ -91,12 +92,6 @@ class SelfMMHParams(TrainHParams):
         apply_era(self, ERAS)
         if self.text_mode == "bert" and not self.text_model:
             raise UserError("self_mm: text_mode=bert needs --set text_model=PATH (a local BERT directory)")
-        for name in ("a_lstm_hidden", "v_lstm_hidden", "audio_out", "video_out", "post_fusion_dim",
-                     "post_text_dim", "post_audio_dim", "post_video_dim"):
-            if getattr(self, name) < 1:
-                raise UserError(f"self_mm: {name} must be >= 1 (got {getattr(self, name)})")
-        if not self.H > 0:
-            raise UserError(f"self_mm: H must be > 0 (got {self.H})")
 
 
 _MOSI = dict(batch_size=16, learning_rate_bert=5e-5, learning_rate_audio=5e-3, learning_rate_video=5e-3,

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from baselines.lf_dnn import LateFusionEncoders
+from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.method import TrainHParams
 from bench.registry import register_method
@@ -33,16 +34,16 @@ from bench.registry import register_method
 @dataclass
 class TFNHParams(TrainHParams):
     # MMSA config_regression.json "tfn": hidden_dims = [text, audio, video]
-    hidden_text: int = 128
-    hidden_audio: int = 32
-    hidden_vision: int = 128
-    text_out: int = 32
-    post_fusion_dim: int = 64
+    hidden_text: PosInt = 128
+    hidden_audio: PosInt = 32
+    hidden_vision: PosInt = 128
+    text_out: PosInt = 32
+    post_fusion_dim: PosInt = 64
     # MMSA "dropouts" = [audio, video, text, post_fusion]
-    dropout_audio: float = 0.3
-    dropout_vision: float = 0.3
-    dropout_text: float = 0.3
-    dropout_post: float = 0.5
+    dropout_audio: Prob = 0.3
+    dropout_vision: Prob = 0.3
+    dropout_text: Prob = 0.3
+    dropout_post: Prob = 0.5
     # MMSA's TextSubNet zeroes its dropout for a one-layer LSTM ("mmsa"); "applied" uses dropout_text.
     text_dropout_mode: Literal["mmsa", "applied"] = "mmsa"
     # Time averaging of audio/vision: "padded" = mean over all frames (MMSA), "valid" = over true lengths.

@@ -47,8 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--method", default=None, help="registered method name (see: bench ls methods)")
     r.add_argument("--dataset", default=None, help="dataset name (see: bench ls datasets)")
     r.add_argument("--setting", choices=("aligned", "unaligned"), default=None)
-    r.add_argument("--seeds", default=None, help="comma list (1111,1112) or a count (3 = 1111..1113); "
-                                                 "default 1111-1115")
+    r.add_argument("--seeds", default=None, help="seeds: a list 1111,1112, a range 1111-1115, or a count 3x "
+                                                 "(= 1111-1113); a lone number is one seed (default 1111-1115; "
+                                                 "--table: 3x on synthetic, 5x on real data)")
     r.add_argument("--epochs", type=int, default=None, help="cap on training epochs (sets max_epochs)")
     r.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=[],
                    help="override a hyper-parameter (repeatable)")
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_run(args) -> int:
     from bench.config import parse_sets
     from bench.data import resolve_data_root
-    from bench.train.seeding import parse_seeds
+    from bench.train.seeding import seeds_from_arg
 
     if args.threads is not None:
         if args.threads < 1:
@@ -165,7 +166,7 @@ def cmd_run(args) -> int:
 
     data_root = resolve_data_root(args.data_root)
     req = RunRequest(method=args.method, dataset=args.dataset, setting=args.setting,
-                     seeds=parse_seeds(args.seeds), overrides=parse_sets(args.sets), epochs=args.epochs,
+                     seeds=seeds_from_arg(args.seeds), overrides=parse_sets(args.sets), epochs=args.epochs,
                      data_root=str(data_root) if data_root else None, out=args.out, device=args.device,
                      force=args.force, profile=args.profile or "compact", clean_nan=args.clean_nan,
                      data_seed=args.data_seed,

@@ -464,8 +464,9 @@ def add_figure_parser(sub, add_data_args) -> None:
     """The ``figure`` subcommand (called from bench/cli.py's parser)."""
     f = sub.add_parser("figure", help="run the missing runs of paper figure N (4, 5, 6) and draw it")
     f.add_argument("number", type=int, help="figure number (4: sensitivity, 5: t-SNE, 6: router weights)")
-    f.add_argument("--seeds", default=None, help="comma list or a count (default: fig. 4 2 on compact synthetic, "
-                                                  "3 synthetic full, 5 real; figs. 5-6: 1)")
+    f.add_argument("--seeds", default=None, help="a list 1111,1112, a range 1111-1115 or a count 3x; a lone "
+                                                  "number is one seed (default: fig. 4 2x on compact synthetic, "
+                                                  "3x synthetic full, 5x real; figs. 5-6: 1x)")
     f.add_argument("--epochs", type=int, default=None, help="cap on training epochs (sets max_epochs)")
     f.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=[],
                    help="override an EMOE hyper-parameter (repeatable)")
@@ -500,7 +501,7 @@ def cmd_figure(args) -> int:
     from bench.cli import SYNTHETIC_BANNER
     from bench.config import parse_sets
     from bench.tables import _available, data_source, execute
-    from bench.train.seeding import parse_seeds
+    from bench.train.seeding import seeds_from_arg
 
     if args.threads is not None:
         if args.threads < 1:
@@ -513,7 +514,7 @@ def cmd_figure(args) -> int:
 
     require_results_dir(args.out)
     source, data_root = data_source(args)
-    seeds = parse_seeds(args.seeds) if args.seeds else parse_seeds(str(default_seeds(spec, source, args.profile)))
+    seeds = seeds_from_arg(args.seeds, default_seeds(spec, source, args.profile))
     grid = _csv(args.grid, float)
     if grid and any(v <= 0 for v in grid):
         raise UserError(f"--grid {args.grid}: values must be positive")

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench.config import Factor, NonNegFloat, NonNegInt, PosFloat, PosInt, choice
 from bench.data.tensors import DataInfo, Split
+from bench.metrics import HIGHER_IS_BETTER
 
 
 @dataclass
@@ -25,28 +27,28 @@ class TrainHParams:
     Defaults are MMSA's common values; methods override them per dataset in ``default_hparams``.
     """
 
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
+    batch_size: PosInt = 32
+    learning_rate: PosFloat = 1e-3
+    weight_decay: NonNegFloat = 0.0
     # Gradients of this many mini-batches are summed (not averaged) before one optimiser step, as
     # MMSA/EMOE do; the epoch's trailing ``n_batches % grad_accum`` batches are computed and discarded
     # when ``grad_accum_drop_tail`` (the official behaviour), else stepped at the end of the epoch.
-    grad_accum: int = 1
+    grad_accum: PosInt = 1
     grad_accum_drop_tail: bool = True
-    grad_clip_value: float = 0.0  # elementwise value clipping (clip_grad_value_); 0 = off
+    grad_clip_value: NonNegFloat = 0.0  # elementwise value clipping (clip_grad_value_); 0 = off
     # When to clip: "step" (once, on the accumulated gradient) or "backward" (after every backward,
     # on the partially accumulated gradient, as MMSA's MulT/MISA trainers do).
-    grad_clip_at: str = "step"
-    early_stop: int = 8  # epochs without validation improvement before stopping
-    max_epochs: int = 0  # 0 = no cap (the official code loops until early stopping)
-    plateau_patience: int = 0  # ReduceLROnPlateau(factor) on the validation loss; 0 = no scheduler
-    plateau_factor: float = 0.5
+    grad_clip_at: Annotated[str, choice("step", "backward")] = "step"
+    early_stop: PosInt = 8  # epochs without validation improvement before stopping
+    max_epochs: NonNegInt = 0  # 0 = no cap (the official code loops until early stopping)
+    plateau_patience: NonNegInt = 0  # ReduceLROnPlateau(factor) on the validation loss; 0 = no scheduler
+    plateau_factor: Factor = 0.5
     # Validation loss: "sample_mean" (true per-sample mean) or "batch_mean_4dp" (MMSA/EMOE's
     # mean of per-batch means rounded to 4 decimals, for parity).
-    val_loss: str = "sample_mean"
-    eval_batch_size: int = 0  # 0 = same as batch_size
+    val_loss: Annotated[str, choice("sample_mean", "batch_mean_4dp")] = "sample_mean"
+    eval_batch_size: NonNegInt = 0  # 0 = same as batch_size
     # Selection criterion on the validation split: "loss" or a metric key (e.g. "f1" for MIntRec).
-    select_on: str = "loss"
+    select_on: Annotated[str, choice(*HIGHER_IS_BETTER)] = "loss"
 
 
 class Method(nn.Module):

@@ -44,7 +44,21 @@ def resolve_hparams(method_cls, family: str, setting: str, overrides: dict[str, 
         if epochs < 1:
             raise UserError(f"--epochs {epochs}: expected a positive number of epochs")
         overrides["max_epochs"] = str(epochs)
-    return apply_overrides(hp, overrides)
+    hp = apply_overrides(hp, overrides)
+    _check_select_on(hp.select_on, family, "--set " if "select_on" in overrides else "")
+    return hp
+
+
+def _check_select_on(select_on: str, family: str, prefix: str) -> None:
+    """The selection metric must be one the dataset's task computes (f1 on MOSI would be a KeyError)."""
+    from bench.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+    classification = family == "mintrec"
+    keys = CLASSIFICATION_METRICS if classification else REGRESSION_METRICS
+    if select_on != "loss" and select_on not in keys:
+        task = "classification" if classification else "regression"
+        raise UserError(f"{prefix}select_on={select_on}: {family} is a {task} task; "
+                        f"expected loss or one of {', '.join(keys)}")
 
 
 def default_setting(method_cls, dataset_settings: tuple[str, ...]) -> str:

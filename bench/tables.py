@@ -413,10 +413,10 @@ def execute(planned: list[PlannedRun], args, seeds: list[int], data_root=None) -
 def run_and_render(spec: TableSpec, args) -> int:
     from bench.cli import SYNTHETIC_BANNER
     from bench.config import parse_sets
-    from bench.train.seeding import parse_seeds
+    from bench.train.seeding import seeds_from_arg
 
     source, data_root = data_source(args)
-    seeds = parse_seeds(args.seeds) if args.seeds else parse_seeds(str(DEFAULT_TABLE_SEEDS[source]))
+    seeds = seeds_from_arg(args.seeds, DEFAULT_TABLE_SEEDS[source])
     spec, setting_notes = choose_settings(spec, getattr(args, "setting", None), source, data_root)
     size = budget(source, args.profile)
     missing = sorted({r.method for r in spec.measured_rows() if not _available(r.method)})

@@ -11,10 +11,10 @@ The MIntRec block is ours (the official repository has no MIntRec code): see :da
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Literal
 
+from bench.config import Finite, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, check_hparams
 from bench.errors import UserError
 from bench.method import TrainHParams
 
@@ -54,47 +54,47 @@ class EMOEHParams(TrainHParams):
     text_finetune: bool = True
 
     # --- model size (official values)
-    d_model: int = 256
-    n_heads: int = 8
-    n_layers: int = 4
-    kernel_l: int = 5
-    kernel_a: int = 5
-    kernel_v: int = 5
-    attn_dropout: float = 0.3  # text transformer
-    attn_dropout_a: float = 0.2
-    attn_dropout_v: float = 0.0
-    relu_dropout: float = 0.0
-    res_dropout: float = 0.0
-    embed_dropout: float = 0.2
-    text_dropout: float = 0.5
-    output_dropout: float = 0.5
+    d_model: PosInt = 256
+    n_heads: PosInt = 8
+    n_layers: PosInt = 4
+    kernel_l: PosInt = 5
+    kernel_a: PosInt = 5
+    kernel_v: PosInt = 5
+    attn_dropout: Prob = 0.3  # text transformer
+    attn_dropout_a: Prob = 0.2
+    attn_dropout_v: Prob = 0.0
+    relu_dropout: Prob = 0.0
+    res_dropout: Prob = 0.0
+    embed_dropout: Prob = 0.2
+    text_dropout: Prob = 0.5
+    output_dropout: Prob = 0.5
 
     # --- encoders / router / fusion
     encoder_sharing: Literal["shared", "per_modality"] = "shared"
     mome: bool = True  # False: fixed weights 1/3, no router, no L_entropy / L_sim
     router_input: Literal["raw", "encoded"] = "raw"
     router_arch: Literal["l2norm_mlp", "bn_mlp"] = "l2norm_mlp"
-    router_hidden: int = 0  # 0: floor(D/8) for l2norm_mlp (official), 256 for bn_mlp
-    temperature: float = 0.1
+    router_hidden: NonNegInt = 0  # 0: floor(D/8) for l2norm_mlp (official), 256 for bn_mlp
+    temperature: PosFloat = 0.1
     fusion: Literal["sum", "concat"] = "sum"
-    concat_scale: float = 3.0
+    concat_scale: Finite = 3.0
 
     # --- objective
     keep_unimodal_loss: bool = True
     router_entropy: bool = True  # Table 5 "w/o RE" = False
     weight_importance_sim: bool = True  # Table 5 "w/o WIS" = False
     ud: bool = True
-    alpha: float = 0.1
-    lambda1: float = 0.1
-    lambda2: float = 0.1
+    alpha: NonNegFloat = 0.1
+    lambda1: NonNegFloat = 0.1
+    lambda2: NonNegFloat = 0.1
     importance_norm: Literal["sum", "softmax"] = "sum"
-    importance_eps: float = 0.1
+    importance_eps: PosFloat = 0.1
     importance_detach: bool = True
     # classification only (our design): per-sample unimodal error used as c_m
     cls_importance: Literal["one_minus_p_sq", "ce"] = "one_minus_p_sq"
     sim_loss: Literal["mse_mean", "mse_sum"] = "mse_mean"
     entropy_log: Literal["clamp", "add_eps"] = "clamp"
-    entropy_eps: float = 1e-9
+    entropy_eps: PosFloat = 1e-9
     ud_space: Literal["features", "logits"] = "features"
     ud_loss: Literal["softmax_mse", "l1", "mse", "kl"] = "softmax_mse"
     ud_teacher_detach: bool = True
@@ -106,39 +106,17 @@ class EMOEHParams(TrainHParams):
         return self.text_mode
 
     def validate(self) -> None:
-        """Raise :class:`UserError` (one line) for an invalid combination."""
+        """Raise :class:`UserError` (one line) for an invalid combination of fields (the ranges of single
+        fields are declared beside them and checked by :func:`bench.config.check_hparams`)."""
         def bad(msg: str):
             raise UserError(f"emoe hyper-parameters: {msg}")
 
         if self.text_mode == "bert" and not self.text_model:
             bad("text_mode=bert needs --set text_model=PATH (a local BERT directory)")
-        for name in ("d_model", "n_heads", "n_layers", "kernel_l", "kernel_a", "kernel_v", "batch_size",
-                     "grad_accum"):
-            if getattr(self, name) < 1:
-                bad(f"{name} must be >= 1 (got {getattr(self, name)})")
         if self.d_model % self.n_heads:
             bad(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        for name in ("attn_dropout", "attn_dropout_a", "attn_dropout_v", "relu_dropout", "res_dropout",
-                     "embed_dropout", "text_dropout", "output_dropout"):
-            v = getattr(self, name)
-            if not 0.0 <= v < 1.0:
-                bad(f"{name} must be in [0, 1) (got {v})")
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            bad(f"temperature must be > 0 (got {self.temperature})")
-        if self.importance_eps <= 0:
-            bad(f"importance_eps must be > 0 (got {self.importance_eps})")
-        if self.entropy_eps <= 0:
-            bad(f"entropy_eps must be > 0 (got {self.entropy_eps})")
-        if self.router_hidden < 0:
-            bad(f"router_hidden must be >= 0 (got {self.router_hidden})")
-        for name in ("alpha", "lambda1", "lambda2", "concat_scale", "learning_rate"):
-            v = getattr(self, name)
-            if not math.isfinite(v):
-                bad(f"{name} must be finite (got {v})")
         if self.ud_space == "features" and self.ud_loss == "kl":
             bad("ud_loss=kl needs ud_space=logits (feature-space L_ud is softmax_mse, l1 or mse)")
-        if self.early_stop < 1:
-            bad(f"early_stop must be >= 1 (got {self.early_stop}); use early_stop=max_epochs to disable it")
 
 
 # ------------------------------------------------------------------------------------ presets
@@ -196,5 +174,5 @@ def preset(family: str, setting: str, face: str = "official") -> EMOEHParams:
         if family == "mintrec":
             over["ud_loss"] = "kl"  # a Hinton-style KD on C-way logits (ours)
         hp = dataclasses.replace(hp, **over)
-    hp.validate()
+    check_hparams(hp)
     return hp

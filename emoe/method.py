@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from bench.config import check_hparams
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 from bench.method import Method
@@ -32,7 +33,7 @@ class EMOE(Method):
 
     def __init__(self, hp: EMOEHParams, info: DataInfo, bert_config=None):
         super().__init__(hp, info)
-        hp.validate()
+        check_hparams(hp)
         scalar_logits = info.task == "regression" and hp.ud and hp.ud_space == "logits"
         if scalar_logits and hp.ud_loss in ("softmax_mse", "kl"):
             raise UserError(f"emoe: ud_loss={hp.ud_loss} on scalar regression logits is a constant (no-op); "

@@ -51,7 +51,8 @@ def test_config_hash_is_canonical():
 
 def test_parse_seeds():
     assert parse_seeds(None) == [1111, 1112, 1113, 1114, 1115]
-    assert parse_seeds("3") == [1111, 1112, 1113]
+    assert parse_seeds("3x") == [1111, 1112, 1113]
+    assert parse_seeds("3") == [3]  # a lone number is one seed (tests/test_seed_grammar.py)
     assert parse_seeds("1111,42") == [1111, 42]
     with pytest.raises(UserError):
         parse_seeds("a,b")
