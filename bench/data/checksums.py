@@ -9,6 +9,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from bench.data.paths import is_file
 from bench.errors import DataError
 
 # SHA-256 of the MMSA feature pickles as published in thuiar/MMSA README.md:99-105, keyed by the path
@@ -80,7 +81,7 @@ def status_of(sha: str | None, expected: str | None) -> str:
 def file_record(path, relpath: str, sha: str | None = None) -> dict:
     """``{path, sha256, expected_sha256, status}`` for one expected file (hashing it unless given)."""
     p = Path(path)
-    exists = p.is_file()
+    exists = is_file(p)
     if exists and sha is None:
         sha = sha256_file(p)
     if not exists:

@@ -26,6 +26,7 @@ import torch
 
 from bench.data import checksums
 from bench.data.mmsa import CleaningLog, check_and_clean, read_pickle
+from bench.data.paths import is_file
 from bench.data.tensors import SPLITS, DatasetBundle, Split
 from bench.errors import DataError, UserError, did_you_mean
 from bench.registry import register_dataset
@@ -324,7 +325,7 @@ def load_mintrec(
     root = Path(data_root).expanduser()
     paths = {s: root / rel for s, rel in SPLIT_FILES.items()}
     for p in [*paths.values(), root / AUDIO_FILE, root / VIDEO_FILE]:
-        if not p.is_file():
+        if not is_file(p):
             raise _missing(p)
     rows = {s: read_tsv(paths[s]) for s in SPLITS}
     _check_splits_nonempty_disjoint(rows, paths)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.data import checksums
+from bench.data import checksums, paths
 from bench.data.safe_pickle import load_data_pickle
 from bench.data.tensors import SPLITS, DatasetBundle, Split
 from bench.errors import DataError, UserError
@@ -55,7 +55,7 @@ def no_root_message(family: str) -> str:
 
 def missing_file_message(path: Path, family: str, setting: str, root: Path) -> str:
     hint = ""
-    if (root / "Processed").is_dir():
+    if paths.is_dir(root / "Processed"):
         hint = (
             f" ({root} looks like the {FAMILY_DIRS[family]} folder itself: pass its parent as the data root)"
         )
@@ -463,7 +463,7 @@ def load_mmsa(family: str, data_root, setting: str, *, clean_nan: bool = False, 
     root = Path(data_root).expanduser()
     rel = mmsa_relpath(family, setting)
     path = root / rel
-    if not path.is_file():
+    if not paths.is_file(path):
         raise UserError(missing_file_message(path, family, setting, root))
     obj, sha = read_pickle(path)
     splits, notes = parse_mmsa(obj, setting, where=str(path), clean_nan=clean_nan)

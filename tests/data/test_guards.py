@@ -171,3 +171,15 @@ def test_untouched_fixtures_load(mintrec_root, tmp_path):
     for setting in ("aligned", "unaligned"):
         write_mmsa(tmp_path / "ok", mmsa_data(setting), "mosi", setting)
         assert load_dataset("mosi", setting, data_root=tmp_path / "ok").sizes() == {"train": 12, "valid": 5, "test": 6}
+
+
+@pytest.mark.parametrize("dataset", ["mosi", "mintrec"])
+def test_data_root_longer_than_the_os_allows(tmp_path, capsys, dataset):
+    root = tmp_path / ("x" * 300)  # one path component over NAME_MAX (255 on Linux and macOS)
+    setting = "unaligned"
+    msg = one_line_error(capsys, run_argv(root, tmp_path / "out", dataset, setting))
+    assert msg.startswith(f"error: {root}/") and msg.endswith(
+        ": the operating system refuses this path (File name too long); check --data-root (BENCH_DATA_ROOT)")
+    msg = one_line_error(capsys, ["data", "verify", "--data-root", str(root)])
+    assert msg == (f"error: {root}: the operating system refuses this path (File name too long); "
+                   "check --data-root (BENCH_DATA_ROOT)")
