@@ -105,3 +105,18 @@ def test_guards_leave_ordinary_runs_bitwise_unchanged(monkeypatch, method, exec_
                 y = [{k: v for k, v in r.items() if k != "seconds"} for r in y]
             assert x == y
         assert np.array_equal(g[-1], u[-1])
+
+
+class InfiniteAuxiliary(ToyMethod):
+    """An objective whose total is +inf (a constant auxiliary term, like MMIM's -beta*H for a singular
+    covariance) while the task loss and every gradient stay finite: the model still trains."""
+
+    def loss_terms(self, out, batch):
+        task = self.task_loss(out["pred"], batch.labels)
+        return {"total": task + float("inf"), "task": task}
+
+
+def test_infinite_auxiliary_term_with_finite_task_loss_trains():
+    out = train(InfiniteAuxiliary, ToyHParams(max_epochs=2), make_bundle(), seed=1)
+    assert out.history[0]["train"]["total"] == float("inf") and np.isfinite(out.history[0]["train"]["task"])
+    assert out.epochs_run == 2 and np.isfinite(out.test["loss"])

@@ -22,6 +22,17 @@ def method_label(method_cls) -> str:
     return str(getattr(method_cls, "name", None) or method_cls.__name__)
 
 
+def guarded_term(terms) -> str:
+    """The loss term watched during training: the task (prediction) loss where a method reports it.
+
+    Not ``total``: some objectives are legitimately infinite for a batch while the model is fine, e.g.
+    MMIM's entropy ``-beta*H`` is +inf when a class's covariance is singular (as in MMSA), and its gradient
+    reaches only parameters the main optimiser never steps. A diverging model makes the task loss
+    non-finite on the next batch, and the validation loss is checked every epoch.
+    """
+    return "task" if "task" in terms else "total"
+
+
 def check_loss(value: float, *, method: str, seed, epoch: int, which: str) -> None:
     """Raise when a training or validation loss is NaN or infinite."""
     if not math.isfinite(value):

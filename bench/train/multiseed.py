@@ -50,7 +50,7 @@ from bench.data.tensors import DatasetBundle, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
 from bench.metrics import HIGHER_IS_BETTER, compute_metrics
-from bench.train.guards import check_loss, check_stepped, method_label
+from bench.train.guards import check_loss, check_stepped, guarded_term, method_label
 from bench.train.seeding import seed_everything
 from bench.train.trainer import TrainOutcome, _batches, _is_better, evaluate, train
 
@@ -526,7 +526,8 @@ def _train_vmap(method_cls, hp: TrainHParams, bundle: DatasetBundle, seeds: Sequ
         still = []
         for pos, k in enumerate(active):
             # a member whose summed epoch loss is non-finite had a non-finite batch (NaN/inf propagate)
-            check_loss(sums_cpu["total"][pos], which="training", method=label, seed=seeds[k], epoch=epoch)
+            check_loss(sums_cpu[guarded_term(sums_cpu)][pos], which="training", method=label, seed=seeds[k],
+                       epoch=epoch)
             check_loss(valid[pos]["loss"], which="validation", method=label, seed=seeds[k], epoch=epoch)
             n_steps[k] += steps
             vm = valid[pos]

@@ -19,7 +19,7 @@ import torch
 from bench.data.tensors import DatasetBundle, Split
 from bench.method import Method, TrainHParams
 from bench.metrics import compute_metrics
-from bench.train.guards import check_loss, check_stepped, method_label
+from bench.train.guards import check_loss, check_stepped, guarded_term, method_label
 from bench.train.seeding import seed_everything
 
 SELECTION_RULE = (
@@ -140,7 +140,7 @@ def train(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, see
             n_batches += 1
             for k, v in terms.items():
                 term_sums[k] = term_sums.get(k, 0.0) + float(v.detach())
-            check_loss(term_sums["total"], which="training", **who, epoch=epoch)  # before the step uses it
+            check_loss(term_sums[guarded_term(terms)], which="training", **who, epoch=epoch)  # before the step
             if pending == accum:
                 _step(model, optimizer, hp)
                 n_steps += 1
