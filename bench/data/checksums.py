@@ -9,6 +9,9 @@ import hashlib
 import os
 from pathlib import Path
 
+from bench.data.paths import is_file
+from bench.errors import DataError
+
 # SHA-256 of the MMSA feature pickles as published in thuiar/MMSA README.md:99-105, keyed by the path
 # relative to the data root. Only files whose hash is here (and matches) count as "standard" data.
 MMSA_SHA256: dict[str, str] = {
@@ -46,16 +49,25 @@ def expected_sha256(relpath: str) -> str | None:
     return MMSA_SHA256.get(rel) or MINTREC_SHA256.get(rel)
 
 
-def sha256_file(path) -> str:
-    """SHA-256 hex digest of a file, streamed in 4 MiB chunks."""
+def sha256_of_stream(f) -> str:
+    """SHA-256 hex digest of what is left in a binary file object, read in 4 MiB chunks."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(_CHUNK)
-            if not b:
-                break
-            h.update(b)
+    while True:
+        b = f.read(_CHUNK)
+        if not b:
+            break
+        h.update(b)
     return h.hexdigest()
+
+
+def sha256_file(path) -> str:
+    """SHA-256 hex digest of a file; an unreadable file is a one-line DataError naming it."""
+    try:
+        with open(path, "rb") as f:
+            return sha256_of_stream(f)
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise DataError(f"{path}: cannot read the file ({why}); expected a readable data file") from None
 
 
 def status_of(sha: str | None, expected: str | None) -> str:
@@ -69,7 +81,7 @@ def status_of(sha: str | None, expected: str | None) -> str:
 def file_record(path, relpath: str, sha: str | None = None) -> dict:
     """``{path, sha256, expected_sha256, status}`` for one expected file (hashing it unless given)."""
     p = Path(path)
-    exists = p.is_file()
+    exists = is_file(p)
     if exists and sha is None:
         sha = sha256_file(p)
     if not exists:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import inspect
+import io
 import os
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import torch
 
 from bench.data import checksums
 from bench.data.mmsa import CleaningLog, check_and_clean, read_pickle
+from bench.data.paths import is_file
 from bench.data.tensors import SPLITS, DatasetBundle, Split
 from bench.errors import DataError, UserError, did_you_mean
 from bench.registry import register_dataset
@@ -81,10 +83,27 @@ def _missing(path: Path) -> UserError:
 
 
 # ------------------------------------------------------------------------------------- tsv
+def _utf8_text(path: Path) -> str:
+    """The file's text; unreadable or non-UTF-8 bytes are a one-line DataError naming file and line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror or type(e).__name__}); "
+                        "expected a readable tsv file") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise DataError(
+            f"{path}: line {line}: byte 0x{raw[e.start]:02x} is not UTF-8 text; expected a UTF-8 encoded tsv file"
+        ) from None
+
+
 def read_tsv(path: Path) -> list[tuple[str, str, int, int]]:
     """Rows ``(key, text, label_id, line_number)`` of one MIntRec split file."""
     rows = []
-    with open(path, encoding="utf-8", newline="") as f:
+    seen: dict[str, int] = {}
+    with io.StringIO(_utf8_text(path), newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         try:
             header = next(reader)
@@ -108,7 +127,14 @@ def read_tsv(path: Path) -> list[tuple[str, str, int, int]]:
                 raise DataError(
                     f"{path}: row at line {line}: unknown label {label!r}.{did_you_mean(label, LABEL_NAMES)}"
                 )
-            rows.append((f"{season}_{episode}_{clip}", text, LABEL_NAMES.index(label), line))
+            key = f"{season}_{episode}_{clip}"
+            if key in seen:
+                raise DataError(
+                    f"{path}: row at line {line}: sample key {key!r} repeats line {seen[key]}; "
+                    "expected each season/episode/clip once"
+                )
+            seen[key] = line
+            rows.append((key, text, LABEL_NAMES.index(label), line))
     return rows
 
 
@@ -220,8 +246,11 @@ def _feature_dict(path: Path):
     return obj, sha
 
 
-def pad_features(feats: dict, keys, *, path: Path, modality: str, max_len: int, rows, tsv: str):
-    """(N, max_len, D) float32 zero-post-padded (truncated by slice) and (N,) int64 true lengths (capped)."""
+def pad_features(feats: dict, keys, *, path: Path, modality: str, max_len: int, rows, tsv: str,
+                 split: str = "?"):
+    """(N, max_len, D) float32 zero-post-padded (truncated by slice) and (N,) int64 true lengths (capped).
+
+    A sequence with no frames or a feature width of 0 is a DataError (it would give NaN means)."""
     arrays = []
     dim = None
     for key, (_, _, _, line) in zip(keys, rows, strict=True):
@@ -238,6 +267,12 @@ def pad_features(feats: dict, keys, *, path: Path, modality: str, max_len: int, 
         if a.ndim != 2:
             exp = "(T, 1, D) or (T, D)" if modality == "video" else "(T, D)"
             raise DataError(f"{path}: key {key!r}: expected shape {exp}, found {tuple(a.shape)}")
+        if a.shape[0] == 0 or a.shape[1] == 0:
+            what = "frame" if a.shape[0] == 0 else "feature"
+            raise DataError(
+                f"{path}: split {split!r}, key {key!r} ({tsv} line {line}): expected at least one {modality} "
+                f"{what}, found shape {tuple(a.shape)}"
+            )
         if dim is None:
             dim = a.shape[1]
         elif a.shape[1] != dim:
@@ -255,6 +290,21 @@ def pad_features(feats: dict, keys, *, path: Path, modality: str, max_len: int, 
         out[i, :t] = a[:t]
         lengths[i] = t
     return out, lengths, truncated
+
+
+def _check_splits_nonempty_disjoint(rows: dict, paths: dict) -> None:
+    """Every split has a sample (a header-only tsv trains or tests nothing); no key is in two splits."""
+    owner: dict[str, str] = {}
+    for s in SPLITS:
+        if not rows[s]:
+            raise DataError(f"{paths[s]}: split {s!r} has no samples (only a header); expected at least one row")
+        for key, _, _, line in rows[s]:
+            if key in owner:
+                raise DataError(
+                    f"{paths[s]}: split {s!r}, key {key!r} (line {line}) is also in split {owner[key]!r}; "
+                    "expected each sample in one split only"
+                )
+            owner[key] = s
 
 
 # ---------------------------------------------------------------------------------- loader
@@ -278,9 +328,10 @@ def load_mintrec(
     root = Path(data_root).expanduser()
     paths = {s: root / rel for s, rel in SPLIT_FILES.items()}
     for p in [*paths.values(), root / AUDIO_FILE, root / VIDEO_FILE]:
-        if not p.is_file():
+        if not is_file(p):
             raise _missing(p)
     rows = {s: read_tsv(paths[s]) for s in SPLITS}
+    _check_splits_nonempty_disjoint(rows, paths)
     tsv_shas = {s: checksums.sha256_file(paths[s]) for s in SPLITS}
     audio_feats, audio_sha = _feature_dict(root / AUDIO_FILE)
     video_feats, video_sha = _feature_dict(root / VIDEO_FILE)
@@ -302,6 +353,7 @@ def load_mintrec(
             max_len=audio_max_len,
             rows=r,
             tsv=tsv,
+            split=s,
         )
         video, v_len, v_tr = pad_features(
             video_feats,
@@ -311,14 +363,15 @@ def load_mintrec(
             max_len=video_max_len,
             rows=r,
             tsv=tsv,
+            split=s,
         )
         if a_tr:
             notes.append(f"{s} audio: {a_tr} sequences longer than {audio_max_len} frames truncated")
         if v_tr:
             notes.append(f"{s} video: {v_tr} sequences longer than {video_max_len} frames truncated")
-        kw = {"where": str(root / "MIntRec"), "split": s, "clean_nan": clean_nan, "log": log}
-        audio = check_and_clean(audio, key="audio", **kw)
-        video = check_and_clean(video, key="vision", **kw)
+        kw = {"split": s, "clean_nan": clean_nan, "log": log}
+        audio = check_and_clean(audio, where=str(root / AUDIO_FILE), key="audio", **kw)
+        video = check_and_clean(video, where=str(root / VIDEO_FILE), key="vision", **kw)
         splits[s] = Split(
             labels=torch.tensor([y for _, _, y, _ in r], dtype=torch.int64),
             audio=torch.from_numpy(audio),

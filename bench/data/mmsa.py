@@ -2,21 +2,23 @@
 
 Layout: ``<root>/MOSI/Processed/{aligned_50,unaligned_50}.pkl`` (same under ``MOSEI/``); each file is a
 pickled dict ``{'train','valid','test'} -> {key: array}`` (see docs/data.md). The loader hashes the
-file while unpickling it, validates keys/shapes/dtypes/ranges (``DataError`` on the first problem,
-naming split, key, expected and found), replaces audio ``-inf`` by 0 (as MMSA does), rejects other
-non-finite values unless ``clean_nan`` is set, and reports everything it changed in ``notes``.
+file, then unpickles it admitting only numpy and builtin types (bench/data/safe_pickle.py),
+validates keys/shapes/dtypes/ranges (``DataError`` on the first problem, naming split, key, expected
+and found; empty splits, zero-length sequences, zero-width features and repeated ids included),
+replaces audio ``-inf`` by 0 (as MMSA does), rejects other non-finite values unless ``clean_nan``
+is set, and reports everything it changed in ``notes``.
 Dimensions and sequence lengths are read from the file, never assumed.
 """
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from bench.data import checksums
+from bench.data import checksums, paths
+from bench.data.safe_pickle import load_data_pickle
 from bench.data.tensors import SPLITS, DatasetBundle, Split
 from bench.errors import DataError, UserError
 from bench.registry import register_dataset
@@ -53,7 +55,7 @@ def no_root_message(family: str) -> str:
 
 def missing_file_message(path: Path, family: str, setting: str, root: Path) -> str:
     hint = ""
-    if (root / "Processed").is_dir():
+    if paths.is_dir(root / "Processed"):
         hint = (
             f" ({root} looks like the {FAMILY_DIRS[family]} folder itself: pass its parent as the data root)"
         )
@@ -208,6 +210,23 @@ def _check_ndim(a, ndim: int, expected: str, *, where, split, key):
         raise _err(where, split, key, f"{ndim}-d array {expected}", f"shape {_shape_str(a)}")
 
 
+def _check_nonempty_dims(a, names: tuple[str, str], *, where, split, key):
+    """Dimensions 1 and 2 (time and feature width) must not be 0: a 0-wide text array trains nothing."""
+    for axis, what in zip((1, 2), names, strict=True):
+        if a.shape[axis] == 0:
+            raise _err(where, split, key, f"at least one entry along axis {axis} ({what})", f"shape {_shape_str(a)}")
+
+
+def repeated_key(keys) -> str | None:
+    """The first key that occurs a second time, or None."""
+    seen = set()
+    for k in keys:
+        if k in seen:
+            return k
+        seen.add(k)
+    return None
+
+
 def _labels_1d(a, *, where, split, key):
     if a.ndim == 2 and a.shape[1] == 1:
         a = a[:, 0]
@@ -265,11 +284,18 @@ def parse_split(
         as_numeric(d["regression_labels"], key="regression_labels", **kw), key="regression_labels", **kw
     )
     n = labels.shape[0]
+    if n == 0:
+        raise _err(where, split, "regression_labels", "at least one sample", "0 (the split is empty)")
+    n_ids = as_strings(d["id"], n, key="id", **kw) if "id" in d else [f"{split}-{i}" for i in range(n)]
+    first_repeat = repeated_key(n_ids)
+    if first_repeat is not None:
+        raise _err(where, split, "id", "unique sample ids", f"{first_repeat!r} more than once")
     arrays = {}
     for key in ("text", "audio", "vision"):
         if key in d and d[key] is not None:
             a = as_numeric(d[key], key=key, **kw)
             _check_ndim(a, 3, "(N, T, D)", key=key, **kw)
+            _check_nonempty_dims(a, ("time steps", "features"), key=key, **kw)
             arrays[key] = a
     text_bert = None
     if "text_bert" in d and d["text_bert"] is not None:
@@ -283,6 +309,7 @@ def parse_split(
                 "shape (N, 3, T) (ids, mask, segments)",
                 f"shape {_shape_str(text_bert)}",
             )
+        _check_nonempty_dims(text_bert, ("rows", "tokens"), key="text_bert", **kw)
     lengths = {}
     if setting == "unaligned":
         for key in ("audio_lengths", "vision_lengths"):
@@ -328,6 +355,15 @@ def parse_split(
     for key, a in lengths.items():
         mod = key.split("_")[0]
         lens[mod] = _integral(a, key=key, lo=0, hi=feats[mod].shape[1], **kw)
+        empty = np.flatnonzero(lens[mod] == 0)
+        if empty.size:
+            raise _err(
+                where,
+                split,
+                key,
+                "lengths >= 1 (every sample needs at least one frame)",
+                f"{empty.size} samples of length 0 (first: id {n_ids[empty[0]]!r})",
+            )
         bad = nonzero_padding_count(feats[mod], lens[mod])
         if bad:
             notes.append(
@@ -335,7 +371,6 @@ def parse_split(
                 f"(padding is not zero post-padding, or the lengths are wrong)"
             )
 
-    n_ids = as_strings(d["id"], n, key="id", **kw) if "id" in d else [f"{split}-{i}" for i in range(n)]
     raw = as_strings(d["raw_text"], n, key="raw_text", **kw) if "raw_text" in d else []
     return Split(
         labels=torch.from_numpy(np.ascontiguousarray(labels)),
@@ -370,6 +405,16 @@ def _check_consistent(splits: dict[str, Split], where: str) -> None:
                 )
 
 
+def _check_disjoint(ids: dict[str, list[str]], where: str, key: str) -> None:
+    """No sample may sit in two splits (it would leak between training and testing)."""
+    owner: dict[str, str] = {}
+    for split, keys in ids.items():
+        for k in keys:
+            if k in owner:
+                raise _err(where, split, key, f"ids not already in split {owner[k]!r}", f"{k!r} in both")
+            owner[k] = split
+
+
 def parse_mmsa(
     obj, setting: str, *, where: str, clean_nan: bool = False
 ) -> tuple[dict[str, Split], list[str]]:
@@ -394,6 +439,7 @@ def parse_mmsa(
         for s in SPLITS
     }
     _check_consistent(splits, where)
+    _check_disjoint({s: sp.ids for s, sp in splits.items()}, where, "id")
     if setting == "aligned":
         tr = splits["train"]
         t_text = tr.text.shape[1] if tr.text is not None else tr.text_bert.shape[2]
@@ -406,20 +452,8 @@ def parse_mmsa(
 
 
 def read_pickle(path: Path) -> tuple[object, str]:
-    """Unpickle ``path`` (plain pickle: numpy object arrays of str are allowed) and its sha256."""
-    with open(path, "rb") as f:
-        reader = checksums.HashingReader(f)
-        try:
-            obj = pickle.load(reader)
-        except MemoryError:
-            raise
-        except Exception as e:
-            msg = str(e).splitlines()[0] if str(e) else ""
-            raise DataError(
-                f"{path}: not a readable pickle file ({type(e).__name__}: {msg}); it may be truncated "
-                f"or corrupt: check it with 'bench data verify'"
-            ) from None
-        return obj, reader.hexdigest()
+    """``(object, sha256)``: hashed first, then unpickled admitting only numpy and builtin types."""
+    return load_data_pickle(path)
 
 
 # ---------------------------------------------------------------------------------- loader
@@ -429,7 +463,7 @@ def load_mmsa(family: str, data_root, setting: str, *, clean_nan: bool = False, 
     root = Path(data_root).expanduser()
     rel = mmsa_relpath(family, setting)
     path = root / rel
-    if not path.is_file():
+    if not paths.is_file(path):
         raise UserError(missing_file_message(path, family, setting, root))
     obj, sha = read_pickle(path)
     splits, notes = parse_mmsa(obj, setting, where=str(path), clean_nan=clean_nan)

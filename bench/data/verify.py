@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.data import checksums, mintrec, mmsa
+from bench.data.paths import is_dir
 from bench.errors import UserError
 
 
@@ -28,7 +29,7 @@ def verify_root(data_root) -> list[dict]:
     if data_root is None or str(data_root).strip() == "":
         raise UserError("verify needs a data root (--data-root or BENCH_DATA_ROOT)")
     root = Path(data_root).expanduser()
-    if not root.is_dir():
+    if not is_dir(root):
         raise UserError(
             f"data root {root} is not a directory; expected a folder laid out as {mmsa.MMSA_LAYOUT} "
             f"and/or {mintrec.MINTREC_LAYOUT}"

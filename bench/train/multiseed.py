@@ -50,6 +50,7 @@ from bench.data.tensors import DatasetBundle, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
 from bench.metrics import HIGHER_IS_BETTER, compute_metrics
+from bench.train.guards import check_loss, check_stepped, guarded_term, method_label
 from bench.train.seeding import seed_everything
 from bench.train.trainer import TrainOutcome, _batches, _is_better, evaluate, train
 
@@ -489,6 +490,7 @@ def _train_vmap(method_cls, hp: TrainHParams, bundle: DatasetBundle, seeds: Sequ
     train_split = data.splits["train"]
     n = len(train_split)
     accum = max(1, hp.grad_accum)
+    label = method_label(method_cls)
     epoch = 0
 
     while active:
@@ -515,11 +517,18 @@ def _train_vmap(method_cls, hp: TrainHParams, bundle: DatasetBundle, seeds: Sequ
         if pending and not hp.grad_accum_drop_tail:
             ens.step()
             steps += 1
+        if epoch == 1:
+            check_stepped(steps, method=label, seed=",".join(map(str, seeds)), n_train=n,
+                          batch_size=hp.batch_size, grad_accum=accum)
         valid = ens.evaluate(data.splits["valid"], eval_bs, hp.val_loss)
         seconds = time.perf_counter() - t0
         sums_cpu = {name: v.cpu().tolist() for name, v in term_sums.items()}
         still = []
         for pos, k in enumerate(active):
+            # a member whose summed epoch loss is non-finite had a non-finite batch (NaN/inf propagate)
+            check_loss(sums_cpu[guarded_term(sums_cpu)][pos], which="training", method=label, seed=seeds[k],
+                       epoch=epoch)
+            check_loss(valid[pos]["loss"], which="validation", method=label, seed=seeds[k], epoch=epoch)
             n_steps[k] += steps
             vm = valid[pos]
             value = vm[select_on]

@@ -1,7 +1,8 @@
 """One training loop for every method (the official EMOE/MMSA optimisation semantics, switchable).
 
 Selection uses the validation split only: the checkpoint with the best validation loss (or the
-configured ``select_on`` metric) is restored and the test split is evaluated exactly once.
+configured ``select_on`` metric) is restored and the test split is evaluated exactly once. A
+non-finite loss or an epoch without an optimiser step stops training (bench/train/guards.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 from bench.data.tensors import DatasetBundle, Split
 from bench.method import Method, TrainHParams
 from bench.metrics import compute_metrics
+from bench.train.guards import check_loss, check_stepped, guarded_term, method_label
 from bench.train.seeding import seed_everything
 
 SELECTION_RULE = (
@@ -113,6 +115,7 @@ def train(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, see
     best_state, best_epoch, history, n_steps = None, 0, [], 0
     epoch, stopped = 0, "early_stop"
     accum = max(1, hp.grad_accum)
+    who = {"method": method_label(method_cls), "seed": seed}
 
     while True:
         epoch += 1
@@ -137,6 +140,7 @@ def train(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, see
             n_batches += 1
             for k, v in terms.items():
                 term_sums[k] = term_sums.get(k, 0.0) + float(v.detach())
+            check_loss(term_sums[guarded_term(terms)], which="training", **who, epoch=epoch)  # before the step
             if pending == accum:
                 _step(model, optimizer, hp)
                 n_steps += 1
@@ -144,7 +148,10 @@ def train(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, see
         if pending and not hp.grad_accum_drop_tail:
             _step(model, optimizer, hp)
             n_steps += 1
+        if epoch == 1:
+            check_stepped(n_steps, **who, n_train=len(train_split), batch_size=hp.batch_size, grad_accum=accum)
         valid_metrics, _ = evaluate(model, data.splits["valid"], eval_bs, hp.val_loss)
+        check_loss(valid_metrics["loss"], which="validation", **who, epoch=epoch)
         value = valid_metrics[select_on]
         improved = _is_better(value, best_value, higher)
         if improved:

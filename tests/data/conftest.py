@@ -37,7 +37,7 @@ def mmsa_split(rng: np.random.Generator, n: int, setting: str, split: str) -> di
         text_bert[i, 1, :length] = 1
     d = {
         "raw_text": np.array([f"utterance {split} {i}" for i in range(n)], dtype=object),
-        "id": np.array([f"vid{i // 3}$_${i}" for i in range(n)], dtype=object),
+        "id": np.array([f"{split}vid{i // 3}$_${i}" for i in range(n)], dtype=object),
         "text": rng.standard_normal((n, t["text"], DIMS["text"])).astype(np.float32),
         "text_bert": text_bert,
         "audio": rng.standard_normal((n, t["audio"], DIMS["audio"])).astype(np.float32),
