@@ -31,9 +31,9 @@ def _number(flag: str, text, positive: bool = True) -> float:
     try:
         v = float(text)
     except (TypeError, ValueError):
-        raise UserError(f"{flag}: {text!r} is not a number") from None
+        raise UserError(f"{flag}: {text} is not a number") from None
     if not math.isfinite(v) or (positive and v <= 0) or v < 0:
-        raise UserError(f"{flag}: {text!r} must be a finite {'positive' if positive else 'non-negative'} number")
+        raise UserError(f"{flag}: {text} must be a finite {'positive' if positive else 'non-negative'} number")
     return v
 
 

@@ -46,9 +46,6 @@ def read_long_csv(path: Path) -> pd.DataFrame:
     if len(synthetic):
         raise UserError(f"--from-csv {path}: refusing synthetic dataset {synthetic.iloc[0]!r}: "
                         "synthetic results are never compared with published numbers")
-    df = df[df["split"] == "test"].copy()
-    if df.empty:
-        raise UserError(f"--from-csv {path}: no lines with split 'test'")
     _known(df, "dataset", DATASETS, path)
     _known(df, "setting", SETTINGS, path)
     _known(df, "metric", tuple(HIGHER_IS_BETTER), path)
@@ -71,6 +68,9 @@ def read_long_csv(path: Path) -> pd.DataFrame:
         r = df.loc[pct[0]]
         raise UserError(f"--from-csv {path}: line {pct[0] + 2}: {r['metric']} = {r['value']} looks like a percentage; "
                         "give accuracies and F1 as fractions (0.477, not 47.7)")
+    df = df[df["split"] == "test"]
+    if df.empty:
+        raise UserError(f"--from-csv {path}: no lines with split 'test'")
     return df
 
 
