@@ -23,8 +23,8 @@ def add_published_args(c) -> None:
                    help="--against published: per-seed results as a long CSV (columns method,dataset,setting,seed,"
                         "split,metric,value[,row]) instead of a results directory")
     c.add_argument("--csv", default=None, metavar="PATH",
-                   help="write the per-cell verdicts as CSV (default for a results directory: "
-                        "<results>/check-tableN-<against>.csv)")
+                   help="write the per-cell verdicts as CSV (default for --against published on a results "
+                        "directory: <results>/check-tableN-published.csv)")
 
 
 def _number(flag: str, text, positive: bool = True) -> float:
@@ -104,7 +104,8 @@ def cmd_check(args) -> int:
               f"(band: max({opts.k}·SE, floor))")
         print(check.format_report(df))
         summary = ", ".join(f"{k} {v}" for k, v in df["verdict"].value_counts().to_dict().items())
-    default_csv = None if args.from_csv else results / f"check-table{spec.number}-{args.against}.csv"
+    published_dir = args.against == "published" and not args.from_csv
+    default_csv = results / f"check-table{spec.number}-published.csv" if published_dir else None
     csv = Path(args.csv) if args.csv else default_csv
     if csv is not None:
         csv.parent.mkdir(parents=True, exist_ok=True)
