@@ -194,6 +194,11 @@ def format_verdicts(df: pd.DataFrame) -> str:
             return "–"
         return f"{v:.3f}" if metric in ("mae", "corr") else f"{100 * v:.2f}"
 
+    def d(v, metric):  # a signed gap: "+0.000" rather than "-0"
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "–"
+        return f"{v:+.3f}" if metric in ("mae", "corr") else f"{100 * v:+.2f}"
+
     def p(v):
         return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2g}"
 
@@ -204,18 +209,18 @@ def format_verdicts(df: pd.DataFrame) -> str:
         "ours (mean ± std)": [f"{f(a, m)} ± {f(s, m)}" for a, s, m in zip(cells["mean"], cells["std"],
                                                                            cells["metric"])],
         "n": cells["n"],
-        "Δ": [f(v, m) for v, m in zip(cells["delta"], cells["metric"])],
+        "Δ": [d(v, m) for v, m in zip(cells["delta"], cells["metric"])],
         "p": [p(v) for v in cells["p"]], "p (Holm)": [p(v) for v in cells["p_adj"]],
         "verdict": cells["verdict"],
     })
-    parts = [show.to_markdown(index=False)]
+    parts = [show.to_markdown(index=False, disable_numparse=True)]  # keep the formatted strings ("+0.000")
     comb = df[df["level"] != "cell"]
     if len(comb):
         parts += ["", pd.DataFrame({
             "combined test": [("whole table" if r.level == "table" else f"row {r.row}") for r in comb.itertuples()],
             "cells": comb["n"], "mean gap (floors)": [f"{v:+.2f}" for v in comb["gap_floors"]],
             "p": [p(v) for v in comb["p"]], "p (Holm)": [p(v) for v in comb["p_adj"]], "verdict": comb["verdict"],
-        }).to_markdown(index=False)]
+        }).to_markdown(index=False, disable_numparse=True)]
     return "\n".join(parts)
 
 
@@ -343,7 +348,8 @@ def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = N
         real = collect_cells(spec, results_dir, "real", opts)
         synth = collect_cells(spec, results_dir, "synthetic", opts)
         parts.append(f"## Table {spec.number}: {spec.title}")
-        if any(real.values()):
+        compact_real = collect_cells(spec, results_dir, "real", opts, profile="compact")
+        if any(real.values()) or any(compact_real.values()):  # compact real runs: refused with the reason
             try:
                 df = check_published(spec, results_dir, opts)
                 label, cells = "against the published numbers (real data)", real

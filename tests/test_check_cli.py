@@ -115,6 +115,9 @@ def test_compact_real_results_are_refused_with_the_reason(tmp_path, capsys):
             store.write_run(store.run_dir(tmp_path, run_spec, seed), result)
     code, _, err = run_check(capsys, "--results", str(tmp_path))
     assert code == 2 and "--profile compact" in err and "not the paper's protocol" in err
+    assert main(["report", "--results", str(tmp_path)]) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "not comparable" in report and "not the paper's protocol" in report
 
 
 def test_results_directory_errors_name_the_path(tmp_path, capsys):
