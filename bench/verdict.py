@@ -213,7 +213,7 @@ def block_z(z: pd.Series, corr: pd.DataFrame) -> float:
 
 def stouffer(zs) -> float:
     """Combined z of independent z-scores (independent runs: other settings, other methods)."""
-    zs = np.asarray([z for z in zs if np.isfinite(z) or np.isinf(z)], dtype=float)
+    zs = np.asarray(zs, dtype=float)
     zs = zs[~np.isnan(zs)]
     return float(zs.sum() / math.sqrt(len(zs))) if len(zs) else math.nan
 
