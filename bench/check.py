@@ -1,9 +1,11 @@
 """The regression gate: compare measured table cells with published numbers or committed references.
 
-A cell passes when ``|mean − reference| ≤ max(k·SE, floor[metric])``; outside the band it is
-"better" or "worse-than-band" depending on the metric's direction (MAE: lower is better). Missing
-cells and worse cells fail the gate (exit 1). Synthetic or non-standard results are never compared
-with published numbers.
+Against published numbers: a one-sided test per cell that counts the paper's number as one run (or the
+best of K), row and table tests, Holm over the table, floors as minimum tolerances (bench/verdict.py,
+docs/verdicts.md); verdicts "reproduced", "better", "worse", "missing". Against a committed reference:
+a cell passes when ``|mean − reference| ≤ max(k·SE, floor[metric])``, else "better" or
+"worse-than-band" by the metric's direction (MAE: lower is better). Missing and worse cells fail
+(exit 1). Synthetic, non-standard or compact-budget results are never compared with published numbers.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ DEFAULT_K = 2.0
 DEFAULT_FLOORS = {"acc7": 0.01, "acc2": 0.01, "f1": 0.01, "acc": 0.01, "precision": 0.01, "recall": 0.01,
                   "mae": 0.02, "corr": 0.02}
 VERDICTS = ("reproduced", "better", "worse-than-band", "missing")
+VERDICT_NOTE = ("one-sided test per cell counting the paper's number as one run of the same seed distribution, "
+                "row and table tests, Holm over the table at 5 %, floors as minimum gaps; docs/verdicts.md")
 
 
 @dataclass
@@ -37,14 +41,21 @@ class CheckOptions:
     profile: str = "compact"
     overrides: dict = field(default_factory=dict)
     epochs: int | None = None
+    # --against published (bench/verdict.py): the paper's number is the best of this many runs
+    published_as: int = 1
+    alpha: float = 0.05
+    assume_std: dict = field(default_factory=dict)  # metric -> known seed std (fraction); n = 1 cells need it
+    rows: tuple[str, ...] | None = None
 
 
 def _canon(d: dict) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
-def collect_cells(spec: TableSpec, results_dir: Path, source: str, opts: CheckOptions) -> dict:
-    """(row label, setting) -> list of result dicts whose resolved config equals the table's plan."""
+def collect_cells(spec: TableSpec, results_dir: Path, source: str, opts: CheckOptions,
+                  profile: str | None = None) -> dict:
+    """(row label, setting) -> list of result dicts whose resolved config equals the table's plan (at
+    ``profile``; default: ``opts.profile`` on synthetic data, the full budget on real data)."""
     import dataclasses
 
     from bench.registry import get_method
@@ -54,7 +65,8 @@ def collect_cells(spec: TableSpec, results_dir: Path, source: str, opts: CheckOp
     for _, r in store.iter_results(results_dir):
         by_key.setdefault((r["method"], r["dataset"], r["setting"]), []).append(r)
     cells = {}
-    for p in plan(spec, source, opts.profile if source == "synthetic" else "full", opts.overrides):
+    profile = profile or (opts.profile if source == "synthetic" else "full")
+    for p in plan(spec, source, profile, opts.overrides):
         try:
             hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides, opts.epochs)
         except UserError:  # e.g. a BERT row without --set text_model: it cannot have results
@@ -86,29 +98,140 @@ def _stats(results: list[dict], key: str) -> tuple[float, float, int]:
     return mean, std, n
 
 
-def check_published(spec: TableSpec, results_dir: Path, opts: CheckOptions) -> pd.DataFrame:
+def _values_by_cell(spec: TableSpec, cells: dict) -> dict:
+    """(row label, setting) -> {paper metric: {seed: value}} from result dicts."""
+    out = {}
+    for key, results in cells.items():
+        out[key] = {m: {r["seed"]: r["test"].get(metric_key(spec, m)) for r in results
+                        if r["test"].get(metric_key(spec, m)) is not None} for m in spec.metrics}
+    return out
+
+
+def check_rows(spec: TableSpec, rows: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """``--rows`` labels must be measured rows of the table; a typo is exit 2 naming the valid labels."""
+    if rows is None:
+        return None
+    valid = [r.label for r in spec.measured_rows()]
+    for label in rows:
+        if label not in valid:
+            raise UserError(f"--rows {label!r}: table {spec.number} has no measured row of that name. "
+                            f"Valid rows: {'; '.join(valid)} (comma-separated)")
+    return rows
+
+
+def require_results(results_dir: Path) -> None:
+    """A results directory that does not exist or holds no finished run is bad input, not 'missing N'."""
+    path = Path(results_dir)
+    if not path.is_dir():
+        raise UserError(f"results directory {path} does not exist; give --results DIR (the --out of bench run) "
+                        "or --from-csv FILE")
+    if next(store.iter_results(path), None) is None:
+        raise UserError(f"results directory {path} holds no finished runs (expected {path}/runs/.../seed-N/done); "
+                        "run the table first or give --from-csv FILE")
+
+
+def published_values(spec: TableSpec, results_dir: Path, opts: CheckOptions) -> dict:
+    """Our per-seed values of every planned cell from a results directory, after refusing results that must
+    not be compared with the paper (synthetic, non-standard files, the compact budget)."""
     cells = collect_cells(spec, results_dir, "real", opts)
+    if opts.rows is not None:
+        cells = {k: v for k, v in cells.items() if k[0] in opts.rows}
     if not any(cells.values()):
         synth = collect_cells(spec, results_dir, "synthetic", opts)
         if any(synth.values()):
             raise UserError(f"refusing to compare synthetic results with published numbers (table {spec.number}): "
                             "run the table with --data-root pointing at the real MMSA files")
+    compact = collect_cells(spec, results_dir, "real", opts, profile="compact")
+    short = [k for k, v in cells.items() if not v and compact.get(k)]
+    if short:
+        raise UserError(f"refusing to compare results made with --profile compact with published numbers "
+                        f"({len(short)} cells, e.g. {short[0][0]} / {short[0][1]}): compact budgets and model sizes "
+                        "are not the paper's protocol; run the table on real data without --profile compact")
     for rs in cells.values():
         for r in rs:
             if r["data"]["source"] != "real" or not r["data"].get("standard"):
                 files = ", ".join(str(f.get("path")) for f in r["data"].get("files", []))
                 raise UserError(f"refusing to compare results from non-standard data files ({files}) with "
                                 "published numbers: their SHA-256 does not match MMSA's published checksums")
-    rows = []
-    for (label, setting), results in cells.items():
+    return _values_by_cell(spec, cells)
+
+
+def published_frame(spec: TableSpec, values: dict, opts: CheckOptions) -> pd.DataFrame:
+    """The cells handed to :func:`bench.verdict.compare`: published number, direction, floor, our values."""
+    recs = []
+    for (label, setting), by_metric in values.items():
         row = next(r for r in spec.rows if r.label == label)
         for m in spec.metrics:
-            ref = lookup(spec.published_table, row.published_method, row.published_variant, m, setting)
-            key = metric_key(spec, m)
-            mean, std, n = _stats(results, key) if results else (math.nan, math.nan, 0)
-            rows.append(_row(label, setting, m, key, ref, mean, std, n, opts,
-                             std / math.sqrt(n) if n > 1 else math.nan))
-    return pd.DataFrame(rows)
+            vals = {s: float(v) for s, v in (by_metric.get(m) or {}).items() if v is not None and math.isfinite(v)}
+            if len(vals) == 1 and m not in opts.assume_std:
+                raise UserError(f"cell {label} / {setting} / {m} has one seed: its seed std cannot be estimated. "
+                                f"Run at least 2 seeds (5 recommended) or give --assume-std {m}=STD (a fraction)")
+            recs.append({"row": label, "setting": setting, "metric": m,
+                         "published": lookup(spec.published_table, row.published_method, row.published_variant, m,
+                                             setting),
+                         "higher": HIGHER_IS_BETTER[metric_key(spec, m)], "floor": opts.floors.get(m, 0.01),
+                         "values": vals})
+    return pd.DataFrame(recs, columns=["row", "setting", "metric", "published", "higher", "floor", "values"])
+
+
+def check_published(spec: TableSpec, results_dir: Path | None, opts: CheckOptions,
+                    values: dict | None = None) -> pd.DataFrame:
+    """Verdicts against the paper (docs/verdicts.md) for a results directory or for ``values`` already read
+    (``bench check --from-csv``): cells, then the row and table tests."""
+    from bench import verdict
+
+    if values is None:
+        values = published_values(spec, results_dir, opts)
+    elif opts.rows is not None:
+        values = {k: v for k, v in values.items() if k[0] in opts.rows}
+    return verdict.compare(published_frame(spec, values, opts), opts.published_as, opts.alpha, opts.assume_std)
+
+
+def format_verdicts(df: pd.DataFrame) -> str:
+    """Markdown: one line per cell (published, ours, n, Δ, p, Holm p, verdict), then the row/table tests."""
+    def f(v, metric):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "–"
+        return f"{v:.3f}" if metric in ("mae", "corr") else f"{100 * v:.2f}"
+
+    def d(v, metric):  # a signed gap: "+0.000" rather than "-0"
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "–"
+        return f"{v:+.3f}" if metric in ("mae", "corr") else f"{100 * v:+.2f}"
+
+    def p(v):
+        return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2g}"
+
+    cells = df[df["level"] == "cell"]
+    show = pd.DataFrame({
+        "cell": cells["row"] + " / " + cells["setting"] + " / " + cells["metric"],
+        "published": [f(v, m) for v, m in zip(cells["published"], cells["metric"])],
+        "ours (mean ± std)": [f"{f(a, m)} ± {f(s, m)}" for a, s, m in zip(cells["mean"], cells["std"],
+                                                                           cells["metric"])],
+        "n": cells["n"],
+        "Δ": [d(v, m) for v, m in zip(cells["delta"], cells["metric"])],
+        "p": [p(v) for v in cells["p"]], "p (Holm)": [p(v) for v in cells["p_adj"]],
+        "verdict": cells["verdict"],
+    })
+    parts = [show.to_markdown(index=False, disable_numparse=True)]  # keep the formatted strings ("+0.000")
+    comb = df[df["level"] != "cell"]
+    if len(comb):
+        parts += ["", pd.DataFrame({
+            "combined test": [("whole table" if r.level == "table" else f"row {r.row}") for r in comb.itertuples()],
+            "cells": comb["n"], "mean gap (floors)": [f"{v:+.2f}" for v in comb["gap_floors"]],
+            "p": [p(v) for v in comb["p"]], "p (Holm)": [p(v) for v in comb["p_adj"]], "verdict": comb["verdict"],
+        }).to_markdown(index=False, disable_numparse=True)]
+    return "\n".join(parts)
+
+
+def published_summary(df: pd.DataFrame) -> str:
+    cells = df[df["level"] == "cell"]["verdict"].value_counts().to_dict()
+    bad = df[(df["level"] != "cell") & (df["verdict"] == "worse")]
+    text = ", ".join(f"{k} {v}" for k, v in cells.items())
+    if len(bad):
+        text += "; combined tests worse: " + ", ".join("table" if r.level == "table" else f"row {r.row}"
+                                                        for r in bad.itertuples())
+    return text
 
 
 def _row(label, setting, m, key, ref, mean, std, n, opts, se) -> dict:
@@ -209,7 +332,9 @@ def format_report(df: pd.DataFrame) -> str:
 
 
 def gate_exit_code(df: pd.DataFrame) -> int:
-    return 1 if ((df["verdict"] == "worse-than-band") | (df["verdict"] == "missing")).any() else 0
+    """1 when a cell is worse (published: "worse", also a row/table test; reference: "worse-than-band") or
+    missing; else 0."""
+    return 1 if df["verdict"].isin(["worse", "worse-than-band", "missing"]).any() else 0
 
 
 def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = None) -> str:
@@ -217,13 +342,14 @@ def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = N
     from bench.tables import TABLES
 
     parts = ["# emoe-bench reproduction report", "",
-             f"Results: `{results_dir}`. Band: |Δ| ≤ max({opts.k}·SE, floor); floors "
+             f"Results: `{results_dir}`. Against a reference: band |Δ| ≤ max({opts.k}·SE, floor); floors "
              + ", ".join(f"{k} {v}" for k, v in opts.floors.items()) + " (fractions).", ""]
     for spec in TABLES.values():
         real = collect_cells(spec, results_dir, "real", opts)
         synth = collect_cells(spec, results_dir, "synthetic", opts)
         parts.append(f"## Table {spec.number}: {spec.title}")
-        if any(real.values()):
+        compact_real = collect_cells(spec, results_dir, "real", opts, profile="compact")
+        if any(real.values()) or any(compact_real.values()):  # compact real runs: refused with the reason
             try:
                 df = check_published(spec, results_dir, opts)
                 label, cells = "against the published numbers (real data)", real
@@ -236,10 +362,14 @@ def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = N
         else:
             parts += ["", "No finished runs for this table.", ""]
             continue
-        df = df.assign(gap_se=[d / s if s and math.isfinite(s) and s > 0 else math.nan
-                               for d, s in zip(df["delta"], df["se"])])
-        parts += ["", f"Compared {label}.", "", format_report(df), ""]
-        if df["gap_se"].notna().any():
+        if "level" in df:  # against the paper: the statistical verdicts
+            parts += ["", f"Compared {label} ({VERDICT_NOTE}).", "", format_verdicts(df), ""]
+            df = df[df["level"] == "cell"]
+        else:
+            df = df.assign(gap_se=[d / s if s and math.isfinite(s) and s > 0 else math.nan
+                                   for d, s in zip(df["delta"], df["se"])])
+            parts += ["", f"Compared {label}.", "", format_report(df), ""]
+        if "gap_se" in df and df["gap_se"].notna().any():
             parts.append("Gap in standard errors: " + ", ".join(
                 f"{r.row}/{r.setting}/{r.metric} {r.gap_se:+.1f}" for r in df.itertuples() if math.isfinite(r.gap_se)))
             parts.append("")

@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", choices=("compact", "full"), default="compact")
     c.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=[])
     c.add_argument("--epochs", type=int, default=None)
+    from bench.check_cli import add_published_args
+
+    add_published_args(c)
 
     rp = sub.add_parser("report", help="Markdown report over all tables (verdicts, gaps, provenance)")
     rp.add_argument("--results", default="results")
@@ -312,47 +315,15 @@ def cmd_aggregate(args) -> int:
 
 # ------------------------------------------------------------------------------------- check
 def _check_options(args):
-    from bench.check import DEFAULT_FLOORS, DEFAULT_K, CheckOptions
-    from bench.config import parse_sets
+    from bench.check_cli import check_options
 
-    floors = dict(DEFAULT_FLOORS)
-    for k, v in parse_sets(getattr(args, "floor", [])).items():
-        try:
-            floors[k] = float(v)
-        except ValueError:
-            raise UserError(f"--floor {k}={v}: expected a number (a fraction, e.g. 0.01)") from None
-    k = DEFAULT_K if getattr(args, "k", None) is None else args.k
-    return CheckOptions(k=k, floors=floors, profile=getattr(args, "profile", "compact"),
-                        overrides=parse_sets(getattr(args, "sets", [])), epochs=getattr(args, "epochs", None))
+    return check_options(args)
 
 
 def cmd_check(args) -> int:
-    from bench import check
-    from bench.tables import require_table
+    from bench.check_cli import cmd_check as run_check
 
-    spec = require_table(args.table)
-    opts = _check_options(args)
-    results = Path(args.results)
-    ref_dir = Path(args.reference_dir) if args.reference_dir else None
-    rows = tuple(r.strip() for r in args.rows.split(",")) if args.rows else None
-    if args.update:
-        if args.against != "reference":
-            raise UserError("--update writes reference results; use it with --against reference")
-        path = check.update_reference(spec, results, opts, args.source, ref_dir)
-        print(f"reference for table {spec.number} ({args.source}) written: {path}")
-        return 0
-    if args.against == "published":
-        df = check.check_published(spec, results, opts)
-        what = "published numbers"
-    else:
-        df = check.check_reference(spec, results, opts, args.source, ref_dir, rows, args.same_seeds)
-        what = f"reference {check.reference_path(spec, args.source, ref_dir)}"
-    print(f"Table {spec.number} against {what} (band: max({opts.k}·SE, floor))")
-    print(check.format_report(df))
-    code = check.gate_exit_code(df)
-    counts = df["verdict"].value_counts().to_dict()
-    print(("FAIL: " if code else "PASS: ") + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    return code
+    return run_check(args)
 
 
 def cmd_report(args) -> int:

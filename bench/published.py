@@ -1,5 +1,5 @@
-"""Published numbers (results/published/numbers.csv): the EMOE paper's Tables 1-6, MMSA's table and
-the baselines' own papers, one value per row with its source."""
+"""Published numbers (bench/published_data/numbers.csv, package data so that an installed wheel has them):
+the EMOE paper's Tables 1-6, MMSA's table and the baselines' own papers, one value per row with its source."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-PUBLISHED_CSV = Path(__file__).resolve().parent.parent / "results" / "published" / "numbers.csv"
+PUBLISHED_CSV = Path(__file__).resolve().parent / "published_data" / "numbers.csv"
 
 # EMOE tables print a single ACC-2/F1; the official code computes the Non0 convention.
 PAPER_METRIC_TO_OURS = {"acc7": "acc7", "acc2": "non0_acc2", "f1": "non0_f1", "mae": "mae",

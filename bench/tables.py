@@ -26,7 +26,7 @@ from bench.published import PAPER_METRIC_TO_OURS, lookup
 @dataclass(frozen=True)
 class Row:
     """One table row. ``method`` is a registered method (a measured row) or "" for a row that is only
-    copied from the paper (``published_method`` names it in results/published/numbers.csv)."""
+    copied from the paper (``published_method`` names it in bench/published_data/numbers.csv)."""
 
     label: str
     method: str

@@ -49,43 +49,60 @@ def published_plus(delta_points, spread=0.002):
     return values
 
 
+def cells_of(df):
+    return df[df["level"] == "cell"]
+
+
 def test_published_pass_within_band(tmp_path):
     write_fixture(tmp_path, "real", published_plus(0.3))
     df = check_published(SPEC, tmp_path, CheckOptions())
-    assert set(df["verdict"]) == {"reproduced"} and len(df) == 16
+    cells = cells_of(df)
+    assert set(cells["verdict"]) == {"reproduced"} and len(cells) == 16
+    assert set(df[df["level"] != "cell"]["verdict"]) == {"ok"} and len(df) == 16 + 4 + 1  # 4 rows + table
     assert gate_exit_code(df) == 0
-    row = df[(df["row"] == "MoME + UD (EMOE)") & (df["metric"] == "acc7")].iloc[0]
-    assert row["reference"] == pytest.approx(0.477) and row["mean"] == pytest.approx(0.480)
+    row = cells[(cells["row"] == "MoME + UD (EMOE)") & (cells["metric"] == "acc7")].iloc[0]
+    assert row["published"] == pytest.approx(0.477) and row["mean"] == pytest.approx(0.480)
     assert row["n"] == 3 and row["std"] == pytest.approx(0.002)
 
 
 def test_published_fails_by_direction(tmp_path):
+    # 3 points worse, std 0.2 points, 3 seeds: t = -0.03 / (0.002·sqrt(1 + 1/3)) = -12.99 with 2 df, whose
+    # CDF is 0.5·(1 + t / sqrt(t² + 2)) = 0.002563. Holm steps down past the far smaller row and table p-values
+    # (each row combines 4 such cells, the table 16), so the 16 cells face alpha/16: adjusted 16 x 0.002563
     write_fixture(tmp_path, "real", published_plus(-3.0))
     df = check_published(SPEC, tmp_path, CheckOptions())
-    assert set(df["verdict"]) == {"worse-than-band"} and gate_exit_code(df) == 1
+    cells = cells_of(df)
+    t = -0.03 / (0.002 * (4 / 3) ** 0.5)
+    assert cells["p"].to_numpy() == pytest.approx(0.5 * (1 + t / (t * t + 2) ** 0.5), rel=1e-6)
+    assert cells["p_adj"].to_numpy() == pytest.approx(16 * 0.5 * (1 + t / (t * t + 2) ** 0.5), rel=1e-6)
+    assert set(cells["verdict"]) == {"worse"}
+    assert set(df[df["level"] != "cell"]["verdict"]) == {"worse"} and gate_exit_code(df) == 1
     # MAE: our value is 0.03 above the paper's -> worse (lower is better)
-    mae = df[df["metric"] == "mae"].iloc[0]
-    assert mae["delta"] == pytest.approx(0.03) and mae["verdict"] == "worse-than-band"
+    mae = cells[cells["metric"] == "mae"].iloc[0]
+    assert mae["delta"] == pytest.approx(0.03) and mae["gap"] == pytest.approx(-0.03)
     better = tmp_path / "better"
     write_fixture(better, "real", published_plus(+3.0))
     df2 = check_published(SPEC, better, CheckOptions())
-    assert set(df2["verdict"]) == {"better"} and gate_exit_code(df2) == 0
+    # the better side: 16 cells, Holm 16 x 0.002563 = 0.041 <= 0.05
+    assert set(cells_of(df2)["verdict"]) == {"better"} and gate_exit_code(df2) == 0
 
 
-def test_band_uses_k_standard_errors_when_larger_than_floor(tmp_path):
-    write_fixture(tmp_path, "real", published_plus(-1.5, spread=0.02))  # std 2 points, SE 1.15
-    df = check_published(SPEC, tmp_path, CheckOptions())
-    acc = df[df["metric"] == "acc7"].iloc[0]
-    assert acc["band"] == pytest.approx(2 * 0.02 / 3 ** 0.5)
-    assert acc["verdict"] == "reproduced"
-    df_tight = check_published(SPEC, tmp_path, CheckOptions(k=0.5))
-    assert df_tight[df_tight["metric"] == "acc7"].iloc[0]["verdict"] == "worse-than-band"
+def test_floor_is_a_minimum_gap(tmp_path):
+    # 1.5 points worse with a seed std of 2 points: beyond the 1-point floor but far from significant
+    write_fixture(tmp_path, "real", published_plus(-1.5, spread=0.02))
+    cells = cells_of(check_published(SPEC, tmp_path, CheckOptions()))
+    acc = cells[cells["metric"] == "acc7"].iloc[0]
+    t = -0.015 / (0.02 * (4 / 3) ** 0.5)
+    assert acc["t"] == pytest.approx(t) and acc["p"] == pytest.approx(0.5 * (1 + t / (t * t + 2) ** 0.5))
+    assert acc["verdict"] == "below, n.s."
+    wide = cells_of(check_published(SPEC, tmp_path, CheckOptions(floors={"acc7": 0.02})))
+    assert wide[wide["metric"] == "acc7"].iloc[0]["verdict"] == "reproduced"
 
 
 def test_missing_cells_fail(tmp_path):
     write_fixture(tmp_path, "real", published_plus(0.0), skip_rows=("UD only",))
     df = check_published(SPEC, tmp_path, CheckOptions())
-    assert (df[df["row"] == "UD only"]["verdict"] == "missing").all()
+    assert (cells_of(df)[cells_of(df)["row"] == "UD only"]["verdict"] == "missing").all()
     assert gate_exit_code(df) == 1
 
 
@@ -138,7 +155,7 @@ def test_table3_uses_macro_f1_not_non0(tmp_path):
 
     write_fixture(tmp_path, "real", values, spec=spec, skip_rows=("MAG-BERT", "MulT", "MISA"))  # BERT rows
     df = check_published(spec, tmp_path, CheckOptions())
-    emoe = df[df["row"] == "EMOE"]
+    emoe = cells_of(df)[cells_of(df)["row"] == "EMOE"]
     assert set(emoe["metric"]) == {"acc", "f1", "precision", "recall"}
     assert set(emoe["verdict"]) == {"reproduced"}
-    assert emoe[emoe["metric"] == "f1"]["reference"].iloc[0] == pytest.approx(lookup("T3", "EMOE", "-", "f1"))
+    assert emoe[emoe["metric"] == "f1"]["published"].iloc[0] == pytest.approx(lookup("T3", "EMOE", "-", "f1"))

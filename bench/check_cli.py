@@ -1,0 +1,115 @@
+"""``bench check``: option validation and the command (the statistics live in bench/verdict.py)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench.errors import UserError, did_you_mean
+
+FLOOR_METRICS = ("acc7", "acc2", "f1", "acc", "precision", "recall", "mae", "corr")
+
+
+def add_published_args(c) -> None:
+    c.add_argument("--published-as", default="single", metavar="single|peak:K",
+                   help="--against published: the paper's number is one run (single, default) or the best of K "
+                        "runs (peak:K); docs/verdicts.md")
+    c.add_argument("--alpha", type=float, default=0.05,
+                   help="--against published: probability that a faithful reproduction fails the table (default 0.05)")
+    c.add_argument("--assume-std", action="append", default=[], metavar="METRIC=STD",
+                   help="--against published: a known seed std (fraction) for a metric instead of the sample std; "
+                        "needed for cells with one seed")
+    c.add_argument("--from-csv", default=None, metavar="PATH",
+                   help="--against published: per-seed results as a long CSV (columns method,dataset,setting,seed,"
+                        "split,metric,value[,row]) instead of a results directory")
+    c.add_argument("--csv", default=None, metavar="PATH",
+                   help="write the per-cell verdicts as CSV (default for --against published on a results "
+                        "directory: <results>/check-tableN-published.csv)")
+
+
+def _number(flag: str, text, positive: bool = True) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{flag}: {text} is not a number") from None
+    if not math.isfinite(v) or (positive and v <= 0) or v < 0:
+        raise UserError(f"{flag}: {text} must be a finite {'positive' if positive else 'non-negative'} number")
+    return v
+
+
+def _metric_values(flag: str, items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        name, eq, value = (x.strip() for x in item.partition("="))
+        if not eq:
+            raise UserError(f"{flag} {item!r}: expected METRIC=VALUE, e.g. {flag} mae=0.02")
+        if name not in FLOOR_METRICS:
+            raise UserError(f"{flag} {name}={value}: unknown metric {name!r}.{did_you_mean(name, FLOOR_METRICS)}")
+        out[name] = _number(f"{flag} {name}", value)
+    return out
+
+
+def check_options(args):
+    """CheckOptions from the command line; every bad value is a one-line exit 2."""
+    from bench.check import DEFAULT_FLOORS, DEFAULT_K, CheckOptions
+    from bench.config import parse_sets
+    from bench.verdict import parse_published_as
+
+    floors = {**DEFAULT_FLOORS, **_metric_values("--floor", getattr(args, "floor", []))}
+    k = DEFAULT_K if getattr(args, "k", None) is None else _number("--k", args.k)
+    alpha = _number("--alpha", getattr(args, "alpha", 0.05))
+    if alpha >= 1:
+        raise UserError(f"--alpha: {alpha} must be below 1 (e.g. 0.05)")
+    return CheckOptions(k=k, floors=floors, profile=getattr(args, "profile", "compact"),
+                        overrides=parse_sets(getattr(args, "sets", [])), epochs=getattr(args, "epochs", None),
+                        published_as=parse_published_as(getattr(args, "published_as", "single")), alpha=alpha,
+                        assume_std=_metric_values("--assume-std", getattr(args, "assume_std", [])))
+
+
+def cmd_check(args) -> int:
+    from bench import check
+    from bench.tables import require_table
+
+    spec = require_table(args.table)
+    opts = check_options(args)
+    rows = tuple(r.strip() for r in args.rows.split(",") if r.strip()) if args.rows else None
+    opts.rows = check.check_rows(spec, rows)
+    results = Path(args.results)
+    ref_dir = Path(args.reference_dir) if args.reference_dir else None
+    if args.from_csv and (args.against != "published" or args.update):
+        raise UserError("--from-csv compares a CSV with the published numbers; use it with --against published")
+    if not args.from_csv:
+        check.require_results(results)
+    if args.update:
+        if args.against != "reference":
+            raise UserError("--update writes reference results; use it with --against reference")
+        path = check.update_reference(spec, results, opts, args.source, ref_dir)
+        print(f"reference for table {spec.number} ({args.source}) written: {path}")
+        return 0
+    if args.against == "published":
+        values = None
+        if args.from_csv:
+            from bench.check_csv import read_long_csv, table_values
+
+            values = table_values(spec, read_long_csv(Path(args.from_csv)), Path(args.from_csv))
+        df = check.check_published(spec, results, opts, values)
+        shape = "one run" if opts.published_as == 1 else f"the best of {opts.published_as} runs"
+        print(f"Table {spec.number} against the published numbers (each counted as {shape}; one-sided tests, "
+              f"Holm at {opts.alpha:g}; floors as minimum gaps; docs/verdicts.md)")
+        print(check.format_verdicts(df))
+        summary = check.published_summary(df)
+    else:
+        df = check.check_reference(spec, results, opts, args.source, ref_dir, opts.rows, args.same_seeds)
+        print(f"Table {spec.number} against reference {check.reference_path(spec, args.source, ref_dir)} "
+              f"(band: max({opts.k}·SE, floor))")
+        print(check.format_report(df))
+        summary = ", ".join(f"{k} {v}" for k, v in df["verdict"].value_counts().to_dict().items())
+    published_dir = args.against == "published" and not args.from_csv
+    default_csv = results / f"check-table{spec.number}-published.csv" if published_dir else None
+    csv = Path(args.csv) if args.csv else default_csv
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        df.drop(columns=[c for c in ("values",) if c in df]).to_csv(csv, index=False)
+    code = check.gate_exit_code(df)
+    print(("FAIL: " if code else "PASS: ") + summary + (f" (per-cell CSV: {csv})" if csv else ""))
+    return code
