@@ -44,7 +44,10 @@ def resolve_hparams(method_cls, family: str, setting: str, overrides: dict[str, 
         if epochs < 1:
             raise UserError(f"--epochs {epochs}: expected a positive number of epochs")
         overrides["max_epochs"] = str(epochs)
-    return apply_overrides(hp, overrides)
+    from bench.text_encoder import drop_unread
+
+    # the hash covers what the method reads: no BERT checkpoint name on frozen text features
+    return drop_unread(apply_overrides(hp, overrides))
 
 
 def default_setting(method_cls, dataset_settings: tuple[str, ...]) -> str:
