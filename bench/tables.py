@@ -636,6 +636,10 @@ def caption(spec: TableSpec, collected: dict, source: str, df: pd.DataFrame | No
                     shas.append(tag)
         std = all(r["data"].get("standard") for r in results)
         src = f"real data ({first['data']['name']}; {', '.join(shas)}{'' if std else '; NON-STANDARD files'})"
+        if std and any(str(n).startswith("standard MIntRec established") for r in results
+                       for n in r["data"].get("notes") or []):
+            src += ("; standard MIntRec established by the published split sizes and feature shapes, not by checksum "
+                    "(none is published for the feature pickles; their sha256 is recorded with every result)")
     commits = sorted({((r["provenance"].get("git") or {}).get("commit") or "unknown")[:10] for r in results})
     dirty = " (dirty)" if any((r["provenance"].get("git") or {}).get("dirty") for r in results) else ""
     rules = sorted({r["selection"]["rule"] for r in results})
