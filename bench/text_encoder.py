@@ -21,6 +21,7 @@ from bench.errors import UserError
 
 ENV_TEXT_MODEL = "BENCH_TEXT_MODEL"
 TEXT_CHOICES = ("bert", "frozen")
+NO_FROZEN_TEXT = ("mintrec",)  # real datasets without frozen text features (bench/data/mintrec.py)
 _UNREAD_ON_FEATURES = ("text_model", "text_finetune")
 NEED_TEXT_HINT = ("pass --text-model PATH (a local BERT directory such as bert-base-uncased; or set "
                   f"{ENV_TEXT_MODEL}) or choose --text frozen to train on the frozen text features (marked in tables)")
@@ -158,11 +159,18 @@ def refuse_silent_frozen(planned, source: str, choice: TextChoice, what: str, ep
     """Refuse (before any data is loaded) planned real-data runs of BERT methods that would fall back to the
     frozen text features without ``--text frozen``. ``planned``: :class:`bench.tables.PlannedRun` items (on
     real data the dataset name is the family)."""
-    if source != "real" or choice.frozen:
+    if source != "real":
         return
     from bench.registry import get_method
     from bench.runner import resolve_hparams
 
+    if choice.frozen:
+        names = [p.row.label if by_label else p.row.method for p in planned if p.dataset in NO_FROZEN_TEXT
+                 and paper_uses_bert(get_method(p.row.method), p.dataset, p.setting)]
+        if names:
+            raise UserError(f"{what}: real MIntRec data have no frozen text features (only the text to tokenise), so "
+                            f"--text frozen cannot run {', '.join(dict.fromkeys(names))}; pass --text-model PATH")
+        return
     offenders = []
     for p in planned:
         cls = get_method(p.row.method)

@@ -93,6 +93,7 @@ def test_table_4_renders_on_mosi229(tmp_path, capsys):
     md = (tmp_path / "tables" / "table4-real.md").read_text()
     assert "NON-STANDARD files" in md and "unaligned_50.pkl sha256 0249717835f1" in md
     assert "unaligned used (--setting unaligned" in md and "Compact budget" in md
+    assert "MoME + UD (EMOE) (frozen text)" in md  # EMOE fine-tunes BERT in the paper
     assert "[published]" not in md and "paper" not in md.split("\n\n")[0]  # no published numbers beside mosi229
     assert md.count("± ") >= 4 * 4  # four rows x four metrics, mean ± std over two seeds
 
@@ -132,6 +133,7 @@ def test_figure_4_renders_on_mosi229(tmp_path, capsys):
     assert "9 configuration(s) × 2 seed(s)" in capsys.readouterr().out  # default + 4 parameters x 2 values
     numbers = json.loads((tmp_path / "figures" / "fig4-real.json").read_text())
     assert numbers["source"] == "real" and "compact budget (--profile compact)" in numbers["notes"]
+    assert "frozen text features (--text frozen), not the paper's fine-tuned BERT" in numbers["notes"]
     assert (tmp_path / "figures" / "fig4-real.png").stat().st_size > 10_000
 
 

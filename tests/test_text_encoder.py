@@ -213,3 +213,15 @@ def test_check_and_report_take_the_text_model(tmp_path, monkeypatch):
     assert _check_options(parse(["report", "--text", "frozen"])).text == TextChoice(None, True)
     monkeypatch.setenv("BENCH_TEXT_MODEL", "bert-base-uncased")
     assert _check_options(parse(["report"])).text == TextChoice("bert-base-uncased", False)
+
+
+def test_text_frozen_is_refused_on_real_mintrec(tmp_path, capsys):
+    from bench.data.mintrec import AUDIO_FILE, SPLIT_FILES, VIDEO_FILE
+
+    for rel in (*SPLIT_FILES.values(), AUDIO_FILE, VIDEO_FILE):  # existence is all that is checked first
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    code = main(["run", "--table", "3", "--data-root", str(tmp_path), "--out", str(tmp_path / "o"), "--text", "frozen"])
+    err = capsys.readouterr().err
+    assert code == 2 and ("table 3: real MIntRec data have no frozen text features (only the text to tokenise), so "
+                          "--text frozen cannot run MAG-BERT, MulT, MISA, EMOE; pass --text-model PATH") in err

@@ -332,8 +332,8 @@ def test_table3_compares_standard_mintrec_results_and_says_how(tmp_path, monkeyp
     root = _published_shape_root(tmp_path / "root")
     _official(monkeypatch, root)
     record = data_record(_load_short(root, write_vocab(tmp_path / "vocab.txt")), "full", 0)
-    spec, frozen, out = TABLES[3], TextChoice(None, True), tmp_path / "results"
-    for p in plan(spec, "real", "full", rows=("EMOE",), text=frozen):
+    spec, bert, out = TABLES[3], TextChoice("/models/bert-base-uncased"), tmp_path / "results"
+    for p in plan(spec, "real", "full", rows=("EMOE",), text=bert):
         hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides)
         cfg = json.loads(json.dumps(dataclasses.asdict(hp), default=str))
         rs = RunSpec(p.row.method, p.dataset, p.setting, cfg, record["fingerprint"])
@@ -343,9 +343,9 @@ def test_table3_compares_standard_mintrec_results_and_says_how(tmp_path, monkeyp
                 "config_hash": rs.config_hash, "data": record, "valid": {},
                 "test": {metric_key(spec, m): 0.70 + 0.01 * i for m in spec.metrics},
                 "provenance": {"git": {"commit": "abc"}}, "selection": {"rule": "best valid"}})
-    df = check_published(spec, out, CheckOptions(text=frozen))  # no "non-standard data" refusal
+    df = check_published(spec, out, CheckOptions(text=bert))  # no "non-standard data" refusal
     assert set(df[df["row"] == "EMOE"]["n"]) == {2}
     collected = {("EMOE", "unaligned"): [store.read_result(d) for d in sorted(out.glob("runs/emoe/*/*/seed-*"))]}
     md = frame_to_markdown(spec, table_frame(spec, collected, "real"), collected, "real")
-    assert "[paper 72.6, Δ -2.1]" in md and "EMOE (frozen text)" in md
+    assert "[paper 72.6, Δ -2.1]" in md and "Fine-tuned text encoder: /models/bert-base-uncased (EMOE)." in md
     assert "standard MIntRec established by the published split sizes and feature shapes, not by checksum" in md
