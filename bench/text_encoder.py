@@ -134,13 +134,6 @@ def text_overrides(method_cls, family: str, setting: str, choice: TextChoice | N
     return {"text_mode": "features"} if default_mode == "bert" else {}
 
 
-def refusal(method: str, method_cls, family: str, setting: str, hp) -> str | None:
-    """Why ``hp`` may not run on real data without ``--text frozen`` (None when it may)."""
-    if paper_uses_bert(method_cls, family, setting) and on_frozen_features(hp):
-        return method
-    return None
-
-
 def require_text_choice(offenders: list[str], what: str, choice: TextChoice) -> None:
     """One-line refusal, before any data is loaded, for real-data runs that would silently drop BERT."""
     if not offenders or choice.frozen:
@@ -186,6 +179,10 @@ def refuse_silent_frozen(planned, source: str, choice: TextChoice, what: str, ep
             continue
         if on_frozen_features(hp):
             offenders.append(name)
+    if offenders and any(p.dataset in NO_FROZEN_TEXT for p in planned):
+        raise UserError(f"{what}: {', '.join(dict.fromkeys(offenders))} need{'s' if len(set(offenders)) == 1 else ''} "
+                        "a BERT and real MIntRec data have no frozen text features; pass --text-model PATH (a local "
+                        f"BERT directory such as bert-base-uncased; or set {ENV_TEXT_MODEL})")
     require_text_choice(offenders, what, choice)
 
 

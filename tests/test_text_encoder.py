@@ -225,3 +225,7 @@ def test_text_frozen_is_refused_on_real_mintrec(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and ("table 3: real MIntRec data have no frozen text features (only the text to tokenise), so "
                           "--text frozen cannot run MAG-BERT, MulT, MISA, EMOE; pass --text-model PATH") in err
+    code = main(["run", "--table", "3", "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err  # MAG-BERT keeps its own default checkpoint name; the others need one
+    assert code == 2 and ("table 3: MulT, MISA, EMOE need a BERT and real MIntRec data have no frozen text features; "
+                          "pass --text-model PATH") in err
