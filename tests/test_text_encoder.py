@@ -229,3 +229,10 @@ def test_text_frozen_is_refused_on_real_mintrec(tmp_path, capsys):
     err = capsys.readouterr().err  # MAG-BERT keeps its own default checkpoint name; the others need one
     assert code == 2 and ("table 3: MulT, MISA, EMOE need a BERT and real MIntRec data have no frozen text features; "
                           "pass --text-model PATH") in err
+
+
+def test_figure_on_real_data_needs_a_text_choice(tiny_root, tmp_path, capsys, monkeypatch):
+    _no_loading(monkeypatch)
+    code = main(["figure", "6", "--data-root", str(tiny_root), "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: figure 6 on real data: emoe fine-tunes BERT in the paper")
