@@ -46,6 +46,7 @@ class CheckOptions:
     alpha: float = 0.05
     assume_std: dict = field(default_factory=dict)  # metric -> known seed std (fraction); n = 1 cells need it
     rows: tuple[str, ...] | None = None
+    text: object = None  # bench.text_encoder.TextChoice: --text-model / --text frozen (None: find either)
 
 
 def _canon(d: dict) -> str:
@@ -55,27 +56,19 @@ def _canon(d: dict) -> str:
 def collect_cells(spec: TableSpec, results_dir: Path, source: str, opts: CheckOptions,
                   profile: str | None = None) -> dict:
     """(row label, setting) -> list of result dicts whose resolved config equals the table's plan (at
-    ``profile``; default: ``opts.profile`` on synthetic data, the full budget on real data)."""
-    import dataclasses
+    ``profile``; default: ``opts.profile`` on synthetic data, the full budget on real data).
 
-    from bench.registry import get_method
-    from bench.runner import resolve_hparams
+    Rows whose paper fine-tunes BERT: with ``opts.text`` chosen (``--text-model`` / ``--text frozen``) the
+    config must match exactly; without, the runs of the one text encoder the results hold are taken
+    (bench.text_match), so ``check``/``report`` find what ``run --table`` made without repeating its flags."""
+    from bench.text_match import planned_cells
 
     by_key: dict[tuple, list] = {}
     for _, r in store.iter_results(results_dir):
         by_key.setdefault((r["method"], r["dataset"], r["setting"]), []).append(r)
-    cells = {}
     profile = profile or (opts.profile if source == "synthetic" else "full")
-    for p in plan(spec, source, profile, opts.overrides):
-        try:
-            hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides, opts.epochs)
-        except UserError:  # e.g. a BERT row without --set text_model: it cannot have results
-            cells[(p.row.label, p.setting)] = []
-            continue
-        want = _canon(json.loads(_canon(dataclasses.asdict(hp))))
-        found = [r for r in by_key.get((p.row.method, p.dataset, p.setting), []) if _canon(r["config"]) == want]
-        cells[(p.row.label, p.setting)] = found
-    return cells
+    planned = plan(spec, source, profile, opts.overrides, text=opts.text)
+    return planned_cells(planned, spec.family, by_key, opts.text, opts.epochs)
 
 
 def _band(metric: str, se: float, opts: CheckOptions) -> float:

@@ -53,6 +53,7 @@ def check_options(args):
     """CheckOptions from the command line; every bad value is a one-line exit 2."""
     from bench.check import DEFAULT_FLOORS, DEFAULT_K, CheckOptions
     from bench.config import parse_sets
+    from bench.text_encoder import text_choice
     from bench.verdict import parse_published_as
 
     floors = {**DEFAULT_FLOORS, **_metric_values("--floor", getattr(args, "floor", []))}
@@ -63,7 +64,8 @@ def check_options(args):
     return CheckOptions(k=k, floors=floors, profile=getattr(args, "profile", "compact"),
                         overrides=parse_sets(getattr(args, "sets", [])), epochs=getattr(args, "epochs", None),
                         published_as=parse_published_as(getattr(args, "published_as", "single")), alpha=alpha,
-                        assume_std=_metric_values("--assume-std", getattr(args, "assume_std", [])))
+                        assume_std=_metric_values("--assume-std", getattr(args, "assume_std", [])),
+                        text=text_choice(args))
 
 
 def cmd_check(args) -> int:

@@ -33,6 +33,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                         "default on real data)")
     p.add_argument("--clean-nan", action="store_true", help="replace NaN/inf in features by 0 instead of failing")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic generator (default 0)")
+    from bench.text_encoder import add_text_args
+
+    add_text_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,11 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=[])
     c.add_argument("--epochs", type=int, default=None)
     from bench.check_cli import add_published_args
+    from bench.text_encoder import add_text_args
 
     add_published_args(c)
+    add_text_args(c)
 
     rp = sub.add_parser("report", help="Markdown report over all tables (verdicts, gaps, provenance)")
     rp.add_argument("--results", default="results")
+    add_text_args(rp)
     rp.add_argument("--reference-dir", default=None)
     rp.add_argument("--output", default=None, help="file to write (default <results>/report.md)")
 
@@ -166,17 +172,16 @@ def cmd_run(args) -> int:
         raise UserError("run needs --method and --dataset (or --table N); see: bench ls methods, bench ls datasets")
     from bench import dispatch
     from bench.runner import RunRequest, load_bundle, run
+    from bench.text_encoder import single_run_overrides
 
     data_root = resolve_data_root(args.data_root)
+    overrides = single_run_overrides(args.method, args.dataset, args.setting, parse_sets(args.sets), args)
     req = RunRequest(method=args.method, dataset=args.dataset, setting=args.setting,
-                     seeds=seeds_from_arg(args.seeds), overrides=parse_sets(args.sets), epochs=args.epochs,
+                     seeds=seeds_from_arg(args.seeds), overrides=overrides, epochs=args.epochs,
                      data_root=str(data_root) if data_root else None, out=args.out, device=args.device,
                      force=args.force, profile=args.profile or "compact", clean_nan=args.clean_nan,
                      data_seed=args.data_seed,
                      **dispatch.request_fields(args))
-    from bench.registry import get_method
-
-    get_method(req.method)  # fail fast on an unknown name, before loading data
     bundle = load_bundle(req)
     _print_data_banner(bundle)
     req = dataclasses.replace(req, setting=bundle.setting)
@@ -254,7 +259,11 @@ def cmd_describe(args) -> int:
         info = bundle.info()
     else:
         info = canonical_info(args.dataset, setting)
-    hp = resolve_hparams(method_cls, info.family, setting, parse_sets(args.sets))
+    from bench.text_encoder import text_choice, text_overrides
+
+    sets = parse_sets(args.sets)
+    sets = {**text_overrides(method_cls, info.family, setting, text_choice(args), sets), **sets}
+    hp = resolve_hparams(method_cls, info.family, setting, sets)
     d = describe(method_cls, hp, info)
     if args.json:
         print(json.dumps(d, indent=1, default=str))

@@ -96,6 +96,9 @@ def figures() -> dict[int, FigureSpec]:
     }
 
 
+FROZEN_TEXT_NOTE = "frozen text features (--text frozen), not the paper's fine-tuned BERT"
+
+
 def require_figure(n: int) -> FigureSpec:
     reg = figures()
     if n not in reg:
@@ -116,10 +119,12 @@ def light(source: str, profile: str | None) -> bool:
 
 def plan_figure(spec: FigureSpec, source: str, profile: str, user_sets: dict | None = None,
                 grid: tuple[float, ...] | None = None, families: tuple[str, ...] | None = None,
-                settings: tuple[str, ...] | None = None) -> list:
+                settings: tuple[str, ...] | None = None, text=None) -> list:
     """One planned run per (variant, dataset, setting). Fig. 4's variants are ``param=value`` rows and one
     ``default`` row (every parameter at 0.1, the same config as Table 4's full row)."""
+    from bench.registry import get_method
     from bench.tables import PlannedRun, Row, dataset_name
+    from bench.text_encoder import text_overrides
 
     small = light(source, profile)
     families = families or (spec.compact_families if small else spec.families)
@@ -137,6 +142,7 @@ def plan_figure(spec: FigureSpec, source: str, profile: str, user_sets: dict | N
             for row in rows:
                 ov = dict(spec.compact_overrides.get(row.method, {})) if small else {}
                 ov.update(row.overrides)
+                ov.update(text_overrides(get_method(row.method), fam, setting, text, ov))
                 ov.update(user_sets or {})
                 out.append(PlannedRun(row, setting, dataset_name(fam, source), ov))
     return out
@@ -532,9 +538,15 @@ def cmd_figure(args) -> int:
     if source == "real" and light(source, args.profile):  # say so on the figure, as table captions do
         spec = dataclasses.replace(spec, notes=f"{spec.notes}; {REAL_COMPACT_NOTE}" if spec.notes else
                                    REAL_COMPACT_NOTE)
-    planned = plan_figure(spec, source, args.profile, parse_sets(args.sets), grid, families, settings)
+    from bench.text_encoder import refuse_silent_frozen, text_choice
+
+    choice = text_choice(args)
+    planned = plan_figure(spec, source, args.profile, parse_sets(args.sets), grid, families, settings, text=choice)
     if source == "real":
         planned = _with_data_files(planned, data_root, spec)
+        refuse_silent_frozen(planned, source, choice, f"figure {spec.number}", args.epochs)
+        text_note = FROZEN_TEXT_NOTE if choice.frozen else f"fine-tuned text encoder {choice.model}"
+        spec = dataclasses.replace(spec, notes=f"{spec.notes}; {text_note}" if spec.notes else text_note)
     print(f"Figure {spec.number}: {spec.title}")
     if source == "synthetic":
         print(SYNTHETIC_BANNER)

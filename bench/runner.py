@@ -44,7 +44,10 @@ def resolve_hparams(method_cls, family: str, setting: str, overrides: dict[str, 
         if epochs < 1:
             raise UserError(f"--epochs {epochs}: expected a positive number of epochs")
         overrides["max_epochs"] = str(epochs)
-    hp = apply_overrides(hp, overrides)
+    from bench.text_encoder import drop_unread
+
+    # the hash covers what the method reads: no BERT checkpoint name on frozen text features
+    hp = drop_unread(apply_overrides(hp, overrides))
     _check_select_on(hp.select_on, family, "--set " if "select_on" in overrides else "")
     return hp
 

@@ -67,6 +67,8 @@ class TableSpec:
     convention: str = "Acc/F1 in %, Acc-2/F1 Non0 convention (negative vs positive, label-0 samples excluded)"
     # False where the paper does not say which setting it used: --setting may then pick another one
     setting_stated: bool = True
+    # the paper marks rows with BERT text by "*" (Tables 1-2; results/published/numbers.csv column bert)
+    bert_star: bool = False
 
     def measured_rows(self) -> tuple[Row, ...]:
         return tuple(r for r in self.rows if r.measured)
@@ -127,9 +129,7 @@ def _comparison_rows(table: str) -> tuple[Row, ...]:
 
 _COMPARISON_ASSUMPTIONS = (
     "Measured rows: every implemented method (EMOE official face; the baselines as docs/baselines.md describes); the "
-    "others are shown from the paper only. "
-    "MISA and Self-MM use the frozen text features unless --set text_model=PATH gives a local BERT "
-    "(the paper's rows for MISA, Self-MM, MMIM, DMD and EMOE are BERT-based). The paper's ACC-2/F1 "
+    "others are shown from the paper only. The paper's ACC-2/F1 "
     "convention is unstated; the official EMOE code computes Non0, which is used here. Rows marked "
     "[published] are copied from the paper and were not run")
 
@@ -139,12 +139,14 @@ TABLES: dict[int, TableSpec] = {
         settings=("aligned", "unaligned"), rows=_comparison_rows("T1"),
         metrics=("acc7", "acc2", "f1", "mae"), published_table="T1", reference_row="EMOE",
         assumptions=_COMPARISON_ASSUMPTIONS + ".", compact_overrides=ALL_COMPACT, compact_default=_BUDGET,
+        bert_star=True,
     ),
     2: TableSpec(
         number=2, title="Comparison on CMU-MOSEI (EMOE Table 2)", family="mosei",
         settings=("aligned", "unaligned"), rows=_comparison_rows("T2"),
         metrics=("acc7", "acc2", "f1", "mae"), published_table="T2", reference_row="EMOE",
         assumptions=_COMPARISON_ASSUMPTIONS + ".", compact_overrides=ALL_COMPACT, compact_default=_BUDGET,
+        bert_star=True,
     ),
     3: TableSpec(
         number=3, title="Comparison on MIntRec, 20 intents (EMOE Table 3)", family="mintrec",
@@ -155,7 +157,8 @@ TABLES: dict[int, TableSpec] = {
         assumptions=("the paper gives no EMOE configuration for MIntRec; the classification importance "
                      "target uses c_m = (1 - p_true,m)^2 (our design, emoe/config.py MINTREC_NOTE). "
                      "MIntRec features are unaligned. MulT, MISA and MAG-BERT fine-tune BERT as in thuiar/MIntRec "
-                     "(real data: --set text_model=PATH to a local bert-base-uncased); the compact budget "
+                     "(real data: --text-model PATH to a local bert-base-uncased); the compact budget without "
+                     "--text-model "
                      "gives MulT and MISA the synthetic text features instead, and MAG-BERT (which works inside "
                      "BERT) a randomly initialised 4-layer BERT: its compact row checks the pipeline only."),
         compact_overrides={"emoe": EMOE_COMPACT,
@@ -255,10 +258,14 @@ def budget(source: str, profile: str | None) -> str:
 
 
 def plan(spec: TableSpec, source: str, profile: str, user_sets: dict | None = None,
-         rows: tuple[str, ...] | None = None) -> list[PlannedRun]:
+         rows: tuple[str, ...] | None = None, text=None) -> list[PlannedRun]:
     """The runs behind a table: one per (row with a registered method, setting), with the row's switches and,
     for the compact budget (``profile``), the spec's compact overrides (published-only rows and rows whose
-    method is not implemented yet have no run)."""
+    method is not implemented yet have no run). ``text`` (a :class:`bench.text_encoder.TextChoice`) gives the
+    BERT rows their text model, or frozen features; ``--set`` values come last."""
+    from bench.registry import get_method
+    from bench.text_encoder import text_overrides
+
     dataset = dataset_name(spec.family, source)
     out = []
     for setting in spec.settings:
@@ -271,6 +278,7 @@ def plan(spec: TableSpec, source: str, profile: str, user_sets: dict | None = No
             if profile == "compact":
                 overrides.update(spec.compact_overrides.get(row.method, spec.compact_default))
             overrides.update(row.overrides)
+            overrides.update(text_overrides(get_method(row.method), spec.family, setting, text, overrides))
             overrides.update(sets_for(row.method, user_sets or {}))
             out.append(PlannedRun(row, setting, dataset, overrides))
     if user_sets:
@@ -441,7 +449,11 @@ def run_and_render(spec: TableSpec, args) -> int:
     if size == "compact" and spec.compact_overrides:
         print("budget: compact (smaller models and 20 epochs where the spec says so; --profile full for the "
               "methods' own configurations)")
-    planned = plan(spec, source, size, parse_sets(args.sets))
+    from bench.text_encoder import refuse_silent_frozen, text_choice
+
+    choice = text_choice(args)
+    planned = plan(spec, source, size, parse_sets(args.sets), text=choice)
+    refuse_silent_frozen(planned, source, choice, f"table {spec.number}", args.epochs, by_label=True)
     done, _ = execute(planned, args, seeds, data_root)
     collected = {(p.row.label, p.setting): [r.result for r in recs] for p, recs in done}
     if not collected:
@@ -483,7 +495,8 @@ def table_frame(spec: TableSpec, collected: dict, source: str) -> pd.DataFrame:
                 vals = [np.nan if v is None else float(v) for v in vals]
                 s = stats.cell_summary(vals)
                 recs.append({"row": row.label, "kind": "measured" if results else "published",
-                             "setting": setting, "metric": m, **s, "values": vals, "published": pub})
+                             "setting": setting, "metric": m, **s, "values": vals, "published": pub,
+                             "text": row_text(spec, row, setting, results or [])})
     df = pd.DataFrame(recs)
     tests = []
     for _, r in df.iterrows():
@@ -529,8 +542,35 @@ def _fmt_pub(metric: str, value: float | None) -> str:
     return f"{value:.3f}" if metric == "mae" else f"{100 * value:.1f}"
 
 
-def _row_label(label: str, kind: str) -> str:
-    return label if kind == "measured" else label + PUBLISHED_TAG
+def bert_in_paper(spec: TableSpec, row: Row) -> bool:
+    """The paper marks this row as BERT-based (numbers.csv column ``bert``)."""
+    from bench.published import load_published
+
+    df = load_published()
+    sel = df[(df["table"] == spec.published_table) & (df["method"] == row.published_method)]
+    return bool(len(sel)) and (sel["bert"].astype(str).str.lower() == "yes").any()
+
+
+def row_text(spec: TableSpec, row: Row, setting: str, results: list[dict]) -> str:
+    """For a measured row whose paper fine-tunes BERT: "frozen" (ran on the frozen text features) or the
+    checkpoint(s) it fine-tuned; "" for every other row."""
+    from bench.registry import get_method
+    from bench.text_encoder import paper_uses_bert, text_of
+
+    if not results or not row.measured or not paper_uses_bert(get_method(row.method), spec.family, setting):
+        return ""
+    return ";".join(sorted({text_of(r) for r in results}))
+
+
+FROZEN_TAG = " (frozen text)"
+
+
+def _row_label(spec: TableSpec, row: Row | None, label: str, kind: str, text: str = "", source: str = "real") -> str:
+    """Label + "*" (BERT in the paper, Tables 1-2) + " (frozen text)" (real data only: a BERT row that ran
+    on the frozen features) + " [published]"."""
+    star = "*" if spec.bert_star and row is not None and bert_in_paper(spec, row) else ""
+    frozen = FROZEN_TAG if source == "real" and "frozen" in str(text).split(";") else ""
+    return label + star + frozen + ("" if kind == "measured" else PUBLISHED_TAG)
 
 
 def display_frame(spec: TableSpec, df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -541,8 +581,13 @@ def display_frame(spec: TableSpec, df: pd.DataFrame, source: str) -> tuple[pd.Da
     best measured mean per column and setting (direction-aware; MAE lower is better)."""
     cols = [metric_label(spec, m) for m in spec.metrics]
     kinds = {(r["setting"], r["row"]): r["kind"] for _, r in df.iterrows()}
-    index = [(s, _row_label(r.label, kinds[(s, r.label)])) for s in spec.settings for r in spec.rows
-             if (s, r.label) in kinds]
+    texts = {(r["setting"], r["row"]): r.get("text", "") for _, r in df.iterrows()}
+    rows = {r.label: r for r in spec.rows}
+
+    def shown(s, label):
+        return _row_label(spec, rows.get(label), label, kinds[(s, label)], texts[(s, label)], source)
+
+    index = [(s, shown(s, r.label)) for s in spec.settings for r in spec.rows if (s, r.label) in kinds]
     cells = pd.DataFrame(index=pd.MultiIndex.from_tuples(index, names=["setting", "row"]), columns=cols,
                          dtype=object)
     bold = pd.DataFrame(False, index=cells.index, columns=cols)
@@ -556,7 +601,7 @@ def display_frame(spec: TableSpec, df: pd.DataFrame, source: str) -> tuple[pd.Da
             higher = HIGHER_IS_BETTER[metric_key(spec, m)]
             best = (meas["mean"].max() if higher else meas["mean"].min()) if len(meas) else math.nan
             for _, r in ss.iterrows():
-                idx = (s, _row_label(r["row"], r["kind"]))
+                idx = (s, shown(s, r["row"]))
                 if r["kind"] == "published":
                     cells.loc[idx, col] = _fmt_pub(m, r["published"])
                     continue
@@ -591,6 +636,10 @@ def caption(spec: TableSpec, collected: dict, source: str, df: pd.DataFrame | No
                     shas.append(tag)
         std = all(r["data"].get("standard") for r in results)
         src = f"real data ({first['data']['name']}; {', '.join(shas)}{'' if std else '; NON-STANDARD files'})"
+        if std and any(str(n).startswith("standard MIntRec established") for r in results
+                       for n in r["data"].get("notes") or []):
+            src += ("; standard MIntRec established by the published split sizes and feature shapes, not by checksum "
+                    "(none is published for the feature pickles; their sha256 is recorded with every result)")
     commits = sorted({((r["provenance"].get("git") or {}).get("commit") or "unknown")[:10] for r in results})
     dirty = " (dirty)" if any((r["provenance"].get("git") or {}).get("dirty") for r in results) else ""
     rules = sorted({r["selection"]["rule"] for r in results})
@@ -608,6 +657,9 @@ def caption(spec: TableSpec, collected: dict, source: str, df: pd.DataFrame | No
     if df is not None and (df["kind"] == "published").any():
         parts.append(f"[published]: copied from the EMOE paper's Table {spec.number}, not measured here; "
                      "[paper X, Δ Y]: the paper's value for a measured row and our difference.")
+    text = text_caption(spec, df, source)
+    if text:
+        parts.append(text)
     if spec.pending:
         parts.append("Not yet measured: " + "; ".join(f"{k} ({v})" for k, v in spec.pending.items()) + ".")
     cant = unsupported(spec)
@@ -618,6 +670,34 @@ def caption(spec: TableSpec, collected: dict, source: str, df: pd.DataFrame | No
     note = seeds_note(spec, df) if df is not None else stats.min_seeds_note(min(ns))
     if note:
         parts.append(f"Note: {note}.")
+    return " ".join(parts)
+
+
+def text_caption(spec: TableSpec, df: pd.DataFrame | None, source: str) -> str:
+    """The caption's sentence on text encoders: the paper's "*" and what the BERT rows actually ran on."""
+    parts = []
+    if spec.bert_star:
+        parts.append("*: BERT text in the paper.")
+    if df is None or "text" not in df:
+        return " ".join(parts)
+    by_text: dict[str, list[str]] = {}
+    for (label, text), _ in df[df["kind"] == "measured"].groupby(["row", "text"], sort=False):
+        for t in filter(None, str(text).split(";")):
+            by_text.setdefault(t, [])
+            if label not in by_text[t]:
+                by_text[t].append(label)
+    frozen = by_text.pop("frozen", [])
+    if by_text:
+        parts.append("Fine-tuned text encoder: " + "; ".join(f"{m} ({', '.join(rows)})" for m, rows in by_text.items())
+                     + ".")
+    if frozen and source == "synthetic":
+        names = list(dict.fromkeys(r.published_method for r in spec.rows if r.label in frozen))
+        parts.append(f"Text: {', '.join(names)} fine-tune{'s' if len(names) == 1 else ''} BERT in the paper; "
+                     "synthetic data has no raw text, so (without --text-model) the synthetic frozen text features "
+                     "are used.")
+    elif frozen:
+        parts.append(f"(frozen text): {', '.join(frozen)} ran on the dataset's frozen text features instead of the "
+                     "paper's fine-tuned BERT (--text frozen); not the paper's configuration.")
     return " ".join(parts)
 
 

@@ -12,6 +12,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 def _isolated_env(tmp_path_factory, monkeypatch):
     """No test reads a user's data root; synthetic caches go to a per-session temp dir."""
     monkeypatch.delenv("BENCH_DATA_ROOT", raising=False)
+    monkeypatch.delenv("BENCH_TEXT_MODEL", raising=False)
     cache = tmp_path_factory.getbasetemp() / "bench-cache"
     monkeypatch.setenv("BENCH_CACHE", str(cache))
     yield

@@ -11,7 +11,8 @@ from bench.errors import UserError
 from bench.tables import TABLES, budget, choose_settings, missing_data_files, plan
 from tests.conftest import shared_data
 
-TINY_EMOE = ["--set", "d_model=16", "--set", "n_heads=2", "--set", "n_layers=1"]
+# EMOE fine-tunes BERT in the paper: on real data without a text model it must be told --text frozen
+TINY_EMOE = ["--set", "d_model=16", "--set", "n_heads=2", "--set", "n_layers=1", "--text", "frozen"]
 
 
 @pytest.fixture
@@ -92,6 +93,7 @@ def test_table_4_renders_on_mosi229(tmp_path, capsys):
     md = (tmp_path / "tables" / "table4-real.md").read_text()
     assert "NON-STANDARD files" in md and "unaligned_50.pkl sha256 0249717835f1" in md
     assert "unaligned used (--setting unaligned" in md and "Compact budget" in md
+    assert "MoME + UD (EMOE) (frozen text)" in md  # EMOE fine-tunes BERT in the paper
     assert "[published]" not in md and "paper" not in md.split("\n\n")[0]  # no published numbers beside mosi229
     assert md.count("± ") >= 4 * 4  # four rows x four metrics, mean ± std over two seeds
 
@@ -113,7 +115,7 @@ def test_tables_5_and_6_render_on_mosi229(tmp_path, capsys, number, setting_args
     out = capsys.readouterr().out
     md = (tmp_path / "tables" / f"table{number}-real.md").read_text()
     body = [line for line in md.splitlines() if line.startswith("| unaligned")]
-    assert [line.split("|")[2].strip() for line in body] == list(rows)
+    assert [line.split("|")[2].strip() for line in body] == [f"{r} (frozen text)" for r in rows]  # --text frozen
     assert not any(line.startswith("| aligned") for line in md.splitlines())
     assert "NON-STANDARD files" in md and "[published]" not in md
     if number == 6:
@@ -131,6 +133,7 @@ def test_figure_4_renders_on_mosi229(tmp_path, capsys):
     assert "9 configuration(s) × 2 seed(s)" in capsys.readouterr().out  # default + 4 parameters x 2 values
     numbers = json.loads((tmp_path / "figures" / "fig4-real.json").read_text())
     assert numbers["source"] == "real" and "compact budget (--profile compact)" in numbers["notes"]
+    assert "frozen text features (--text frozen), not the paper's fine-tuned BERT" in numbers["notes"]
     assert (tmp_path / "figures" / "fig4-real.png").stat().st_size > 10_000
 
 

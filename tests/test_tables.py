@@ -144,15 +144,18 @@ def test_table1_real_shows_published_rows_and_differences(table1_real):
     cells, bold = display_frame(spec, df, "real")
     assert cells.loc[("aligned", "EF-LSTM" + PUBLISHED_TAG), "Acc-7"] == "33.7"
     # a row whose method has no results (not implemented, or not run) is shown from the paper
-    assert cells.loc[("aligned", "DMD" + PUBLISHED_TAG), "Acc-7"] == "46.2"
+    assert cells.loc[("aligned", "DMD*" + PUBLISHED_TAG), "Acc-7"] == "46.2"  # *: BERT text in the paper
     assert cells.loc[("aligned", "LF-DNN"), "Acc-7"] == "26.5 ± 0.5 † [paper 31.5, Δ -5.0]"
-    assert cells.loc[("aligned", "EMOE"), "MAE"] == "0.710 ± 0.005 [paper 0.710, Δ +0.000]"
+    # the fixture's EMOE runs have no text model: frozen text features, said in the label and the caption
+    assert cells.loc[("aligned", "EMOE* (frozen text)"), "MAE"] == "0.710 ± 0.005 [paper 0.710, Δ +0.000]"
     # bold: best measured per column, direction-aware, never a published-only row
-    assert bold.loc[("aligned", "EMOE"), "Acc-7"] and bold.loc[("aligned", "EMOE"), "MAE"]
+    assert bold.loc[("aligned", "EMOE* (frozen text)"), "Acc-7"] and bold.loc[("aligned", "EMOE* (frozen text)"), "MAE"]
     assert not bold.loc[("aligned", "LF-DNN"), "MAE"]
     assert not bold.xs("EF-LSTM" + PUBLISHED_TAG, level="row").any().any()
     md = frame_to_markdown(spec, df, collected, "real")
     assert "[published]: copied from the EMOE paper's Table 1" in md and "sha256 0123456789ab" in md
+    assert "*: BERT text in the paper. (frozen text): MISA, Self-MM, EMOE ran on the dataset's frozen text" in md
+    assert "| aligned   | MulT " in md  # MMSA's MulT reads frozen BERT features in its paper too: no mark
 
 
 def test_markers_are_holm_corrected_welch_against_emoe(table1_real):
@@ -214,7 +217,7 @@ def test_table3_macro_metrics_and_rows_without_results(tmp_path):
     cells, bold = display_frame(spec, df, "real")
     assert list(cells.columns) == ["Acc", "F1 (macro)", "P (macro)", "R (macro)"]
     assert cells.loc[("unaligned", "MISA" + PUBLISHED_TAG), "P (macro)"] == "71.2"
-    assert cells.loc[("unaligned", "EMOE"), "F1 (macro)"] == "67.0 ± 1.0 [paper 70.7, Δ -3.7]"
+    assert cells.loc[("unaligned", "EMOE (frozen text)"), "F1 (macro)"] == "67.0 ± 1.0 [paper 70.7, Δ -3.7]"
     md = frame_to_markdown(spec, df, collected, "real")
     assert "Not yet measured" not in md and "macro-averaged" in md
     # MISA has an implementation but no results here: its cells come from the paper, marked

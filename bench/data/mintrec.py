@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from bench.data import checksums
+from bench.data.mintrec_standard import STANDARD_SPLIT_SIZES, standard_mintrec
 from bench.data.mmsa import CleaningLog, check_and_clean, read_pickle
 from bench.data.paths import is_file
 from bench.data.tensors import SPLITS, DatasetBundle, Split
@@ -52,7 +53,6 @@ VIDEO_FILE = "MIntRec/video_data/video_feats.pkl"
 AUDIO_MAX_LEN = 480
 VIDEO_MAX_LEN = 230
 TEXT_MAX_LEN = 30  # [CLS] + at most 28 word pieces + [SEP]
-STANDARD_SPLIT_SIZES = (1334, 445, 445)
 MINTREC_LAYOUT = (
     "<root>/MIntRec/{train,dev,test}.tsv, <root>/MIntRec/audio_data/audio_feats.pkl and "
     "<root>/MIntRec/video_data/video_feats.pkl"
@@ -383,20 +383,18 @@ def load_mintrec(
             ids=keys,
             raw_text=texts,
         )
-    del audio_feats, video_feats
-
     files = [checksums.file_record(paths[s], SPLIT_FILES[s], sha=tsv_shas[s]) for s in SPLITS]
     files.append(checksums.file_record(root / AUDIO_FILE, AUDIO_FILE, sha=audio_sha))
     files.append(checksums.file_record(root / VIDEO_FILE, VIDEO_FILE, sha=video_sha))
     for rec, rel in zip(files, [*SPLIT_FILES.values(), AUDIO_FILE, VIDEO_FILE], strict=True):
         if rec["status"] == "mismatch":
             notes.extend(checksums.checksum_notes(rec, rel))
-    notes.append(
-        "MIntRec feature pickles have no published checksum (sha256 recorded in files), so the data "
-        "cannot be marked standard"
-    )
-    notes.extend(log.notes())
     sizes = tuple(len(splits[s]) for s in SPLITS)
+    all_keys = [k for s in SPLITS for k, _, _, _ in rows[s]]
+    standard, why = standard_mintrec(files, sizes, audio_feats, video_feats, all_keys)
+    del audio_feats, video_feats
+    notes.append(why)
+    notes.extend(log.notes())
     if sizes != STANDARD_SPLIT_SIZES:
         notes.append(
             f"non-standard split sizes {'/'.join(map(str, sizes))} (MIntRec: "
@@ -422,5 +420,5 @@ def load_mintrec(
         files=files,
         notes=notes,
         fingerprint=checksums.fingerprint_of([f["sha256"] for f in files]),
-        standard=all(f["status"] == "ok" for f in files),
+        standard=standard,
     )

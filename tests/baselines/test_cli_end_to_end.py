@@ -37,7 +37,8 @@ def test_trains_on_synthetic_through_cli(tmp_path, capsys, method):
 def test_trains_on_mosi229_through_cli(tmp_path, capsys, method):
     root = shared_data("mosi229")
     code = main(["run", "--method", method, "--dataset", "mosi", "--setting", "unaligned", "--data-root", str(root),
-                 "--seeds", "1111", "--epochs", "1", "--out", str(tmp_path), "--quiet", *SMALL[method]])
+                 "--seeds", "1111", "--epochs", "1", "--out", str(tmp_path), "--quiet", "--text", "frozen",
+                 *SMALL[method]])
     assert code == 0, capsys.readouterr().err
     r = json.loads(next(tmp_path.glob(f"runs/{method}/mosi-unaligned/*/seed-1111/result.json")).read_text())
     assert r["data"]["sizes"] == {"train": 139, "valid": 47, "test": 43} and r["data"]["standard"] is False

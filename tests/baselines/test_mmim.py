@@ -485,7 +485,8 @@ def test_cli_end_to_end_mosi229(tmp_path, capsys):
 
     root = shared_data("mosi229")
     code = main(["run", "--method", "mmim", "--dataset", "mosi", "--setting", "unaligned", "--data-root", str(root),
-                 "--seeds", "1111", "--epochs", "2", "--out", str(tmp_path), "--quiet", "--set", "d_prjh=32"])
+                 "--seeds", "1111", "--epochs", "2", "--out", str(tmp_path), "--quiet", "--set", "d_prjh=32",
+                 "--text", "frozen"])
     assert code == 0, capsys.readouterr().err
     r = json.loads(next(tmp_path.glob("runs/mmim/mosi-unaligned/*/seed-1111/result.json")).read_text())
     assert r["data"]["sizes"] == {"train": 139, "valid": 47, "test": 43}

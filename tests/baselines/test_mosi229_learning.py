@@ -19,7 +19,7 @@ def test_beats_the_training_mean_on_mosi229_validation(tmp_path, capsys, method)
     root = shared_data("mosi229")
     seed, epochs = CASES[method]
     code = main(["run", "--method", method, "--dataset", "mosi", "--setting", "unaligned", "--data-root", str(root),
-                 "--seeds", seed, "--epochs", str(epochs), "--out", str(tmp_path), "--quiet"])
+                 "--seeds", seed, "--epochs", str(epochs), "--out", str(tmp_path), "--quiet", "--text", "frozen"])
     assert code == 0, capsys.readouterr().err
     r = json.loads(next(tmp_path.glob(f"runs/{method}/mosi-unaligned/*/seed-{seed}/result.json")).read_text())
     bundle = load_dataset("mosi", "unaligned", data_root=root)

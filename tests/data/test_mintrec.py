@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections import Counter
 
 import numpy as np
@@ -222,6 +223,129 @@ def test_real_tsv_files(real_mintrec_root, tmp_path):
         counts = Counter(b.splits[split].labels.tolist())
         assert tuple(counts.get(i, 0) for i in range(20)) == synthetic.MINTREC_CLASS_COUNTS[split]
     assert [f["status"] for f in b.files] == ["ok"] * 3 + ["unknown"] * 2
-    assert b.standard is False  # feature pickles cannot be verified
+    assert b.standard is False  # the right split files, but 3-d audio is not the published wav2vec 2.0 768-d
+    assert any(n.startswith("not standard MIntRec: audio of S05_E16_329 has shape (") and
+               n.endswith(", 3), published (T<=480, 768)") for n in b.notes), b.notes
     # real MIntRec utterances fit in 28 word pieces with the real vocabulary; with the tiny one all are short
     assert (b.train.text_bert[:, 1].sum(1) <= 30).all()
+
+
+# ------------------------------------------------------------------------- standard MIntRec (Table 3)
+def _published_shape_root(root, tsv_dir=None, audio_dim=768, video_dim=256):
+    """A root with the published split sizes (1334/445/445) and per-sample feature shapes (audio (T, 768),
+    video (T, 1, 256)). T is 1-2 frames instead of the real ~100-477 (any 1 <= T <= 480 / 230 is a published
+    shape): the pickles stay ~15 MB instead of GBs. ``tsv_dir``: copy those tsv files (the real ones), else
+    write tsv files of the published sizes."""
+    from bench.data.mintrec import LABEL_NAMES
+    from tests.data.conftest import MINTREC_HEADER, small_tsv_rows
+
+    d = root / "MIntRec"
+    d.mkdir(parents=True)
+    keys = []
+    for split, fname, n in (("train", "train.tsv", 1334), ("dev", "dev.tsv", 445), ("test", "test.tsv", 445)):
+        if tsv_dir is not None:
+            (d / fname).write_bytes((tsv_dir / fname).read_bytes())
+        else:
+            (d / fname).write_text(MINTREC_HEADER + "\n".join(small_tsv_rows(split, n, LABEL_NAMES)) + "\n")
+        keys += mintrec_rows(d / fname)
+    rng = np.random.default_rng(0)
+    audio = {k: rng.standard_normal((1 + i % 2, audio_dim)).astype(np.float32) for i, k in enumerate(keys)}
+    video = {k: rng.standard_normal((2 - i % 2, 1, video_dim)).astype(np.float32) for i, k in enumerate(keys)}
+    for rel, obj in ((mintrec.AUDIO_FILE, audio), (mintrec.VIDEO_FILE, video)):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        with open(root / rel, "wb") as f:
+            pickle.dump(obj, f, protocol=4)
+    return root
+
+
+def _official(monkeypatch, root):
+    """Make the test's tsv files the reference copies (as the real official tsv files are)."""
+    ref = {rel: checksums.sha256_file(root / rel) for rel in mintrec.SPLIT_FILES.values()}
+    monkeypatch.setattr(checksums, "MINTREC_SHA256", ref)
+
+
+def _load_short(root, vocab):
+    # padding to the loader's 480/230 frames would need 3.8 GB for 2224 samples; 2 frames hold these features
+    return mintrec.load_mintrec(root, tokenizer=vocab, audio_max_len=2, video_max_len=2)
+
+
+def test_published_sizes_and_shapes_are_standard_mintrec(tmp_path, monkeypatch):
+    root = _published_shape_root(tmp_path / "root")
+    _official(monkeypatch, root)
+    b = _load_short(root, write_vocab(tmp_path / "vocab.txt"))
+    assert b.sizes() == {"train": 1334, "valid": 445, "test": 445}
+    assert b.standard is True
+    assert [f["status"] for f in b.files] == ["ok"] * 3 + ["unknown"] * 2  # the pickles: no published checksum
+    assert [f["sha256"] for f in b.files[3:]] == [checksums.sha256_file(root / mintrec.AUDIO_FILE),
+                                                 checksums.sha256_file(root / mintrec.VIDEO_FILE)]
+    assert ("standard MIntRec established by split sizes 1334/445/445 and feature shapes (audio (T<=480, 768), "
+            "video (T<=230, 256)), not by checksum") in " ".join(b.notes)
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"audio_dim": 1024}, r"audio of S01_E00_train0 has shape \(1, 1024\), published \(T<=480, 768\)"),
+    ({"video_dim": 512}, r"video of S01_E00_train0 has shape \(2, 1, 512\), published \(T<=230, 1, 256\)"),
+])
+def test_other_feature_shapes_are_not_standard(tmp_path, monkeypatch, change, reason):
+    root = _published_shape_root(tmp_path / "root", **change)
+    _official(monkeypatch, root)
+    b = _load_short(root, write_vocab(tmp_path / "vocab.txt"))
+    assert b.standard is False
+    assert any(re.fullmatch("not standard MIntRec: " + reason, n) for n in b.notes), b.notes
+
+
+def test_standard_needs_the_official_split_files_and_sizes(tmp_path):
+    from bench.data.mintrec_standard import standard_mintrec
+
+    ok = [{"path": p, "status": "ok"} for p in ("train.tsv", "dev.tsv", "test.tsv")]
+    feats = {"k": np.zeros((3, 768), np.float32)}, {"k": np.zeros((3, 1, 256), np.float32)}
+    assert standard_mintrec(ok, (1334, 445, 445), *feats, ["k"])[0] is True
+    assert standard_mintrec(ok, (1334, 445, 444), *feats, ["k"]) == (
+        False, "not standard MIntRec: split sizes 1334/445/444, published 1334/445/445")
+    changed = [*ok[:2], {"path": "test.tsv", "status": "mismatch"}]
+    assert standard_mintrec(changed, (1334, 445, 445), *feats, ["k"]) == (
+        False, "not standard MIntRec: split file(s) test.tsv differ from the official tsv files (sha256)")
+    too_long = {"k": np.zeros((481, 768), np.float32)}, feats[1]
+    assert standard_mintrec(ok, (1334, 445, 445), *too_long, ["k"])[0] is False
+
+
+def test_real_split_files_with_published_shapes_are_standard(tmp_path):
+    root = _published_shape_root(tmp_path / "root", tsv_dir=need_shared("mintrec"))
+    b = _load_short(root, write_vocab(tmp_path / "vocab.txt"))
+    assert b.standard is True and b.sizes() == {"train": 1334, "valid": 445, "test": 445}
+
+
+def test_table3_compares_standard_mintrec_results_and_says_how(tmp_path, monkeypatch):
+    """Results on files of the published sizes/shapes carry standard data: check compares them with the paper
+    and the Table 3 caption says standardness came from sizes and shapes, not a checksum."""
+    import dataclasses
+    import json
+
+    from bench import store
+    from bench.check import CheckOptions, check_published
+    from bench.config import RunSpec
+    from bench.registry import get_method
+    from bench.runner import data_record, resolve_hparams
+    from bench.tables import TABLES, frame_to_markdown, metric_key, plan, table_frame
+    from bench.text_encoder import TextChoice
+
+    root = _published_shape_root(tmp_path / "root")
+    _official(monkeypatch, root)
+    record = data_record(_load_short(root, write_vocab(tmp_path / "vocab.txt")), "full", 0)
+    spec, bert, out = TABLES[3], TextChoice("/models/bert-base-uncased"), tmp_path / "results"
+    for p in plan(spec, "real", "full", rows=("EMOE",), text=bert):
+        hp = resolve_hparams(get_method(p.row.method), spec.family, p.setting, p.overrides)
+        cfg = json.loads(json.dumps(dataclasses.asdict(hp), default=str))
+        rs = RunSpec(p.row.method, p.dataset, p.setting, cfg, record["fingerprint"])
+        for i, seed in enumerate((1111, 1112)):
+            store.write_run(store.run_dir(out, rs, seed), {
+                "method": p.row.method, "dataset": p.dataset, "setting": p.setting, "seed": seed, "config": cfg,
+                "config_hash": rs.config_hash, "data": record, "valid": {},
+                "test": {metric_key(spec, m): 0.70 + 0.01 * i for m in spec.metrics},
+                "provenance": {"git": {"commit": "abc"}}, "selection": {"rule": "best valid"}})
+    df = check_published(spec, out, CheckOptions(text=bert))  # no "non-standard data" refusal
+    assert set(df[df["row"] == "EMOE"]["n"]) == {2}
+    collected = {("EMOE", "unaligned"): [store.read_result(d) for d in sorted(out.glob("runs/emoe/*/*/seed-*"))]}
+    md = frame_to_markdown(spec, table_frame(spec, collected, "real"), collected, "real")
+    assert "[paper 72.6, Δ -2.1]" in md and "Fine-tuned text encoder: /models/bert-base-uncased (EMOE)." in md
+    assert "standard MIntRec established by the published split sizes and feature shapes, not by checksum" in md

@@ -26,7 +26,7 @@ def test_both_faces_train_on_synthetic(tmp_path, capsys, method):
 def test_trains_on_mosi229(tmp_path, capsys):
     root = shared_data("mosi229")
     code = main(["run", "--method", "emoe", "--dataset", "mosi", "--setting", "unaligned", "--data-root", str(root),
-                 "--seeds", "1111", "--epochs", "2", "--out", str(tmp_path), "--quiet", *SMALL,
+                 "--seeds", "1111", "--epochs", "2", "--out", str(tmp_path), "--quiet", "--text", "frozen", *SMALL,
                  "--set", "grad_accum=1"])  # 139 samples = 9 batches of 16: grad_accum 10 would never step
     assert code == 0
     assert "[real data]" in capsys.readouterr().out
