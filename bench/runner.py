@@ -175,8 +175,18 @@ def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str
 
         log(f"[{label}] training seeds {', '.join(map(str, todo))} together (--exec {opts.exec_mode})")
         t0 = time.perf_counter()
-        with _amp_errors(opts, label, device):
-            outcomes = train_many(method_cls, hp, bundle, todo, device, opts.exec_mode, amp=opts.amp,
+        try:
+            with _amp_errors(opts, label, device):
+                outcomes = train_many(method_cls, hp, bundle, todo, device, opts.exec_mode, amp=opts.amp,
+                                      compile=opts.compile, workers=opts.workers)
+        except (RuntimeError, UserError) as e:
+            if chosen_by != "auto" or opts.exec_mode != "vmap":
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            log(f"[{label}] --exec auto: vmap failed ({first}); training with procs instead")
+            opts = dataclasses.replace(opts, exec_mode="procs")
+            t0 = time.perf_counter()
+            outcomes = train_many(method_cls, hp, bundle, todo, device, "procs", amp=opts.amp,
                                   compile=opts.compile, workers=opts.workers)
         wall = time.perf_counter() - t0
         for seed, outcome in zip(todo, outcomes, strict=True):
