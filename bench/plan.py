@@ -60,12 +60,18 @@ def plan_requests(labels: list[tuple[str, str]], requests: list, budget: str, en
     from bench.train import autoexec
 
     bundles = {} if bundles is None else bundles
+    shells: dict = {}
     rows = []
     for (label, setting), req in zip(labels, requests, strict=True):
         key = (req.dataset, req.setting)
-        if key not in bundles:
-            bundles[key] = load_bundle(req)
-        bundle = bundles[key]
+        if key in bundles:
+            bundle = bundles[key]
+        elif req.dataset.startswith("synthetic-"):  # shapes and fingerprint only: nothing is generated
+            if key not in shells:
+                shells[key] = shape_bundle(req)
+            bundle = shells[key]
+        else:
+            bundles[key] = bundle = load_bundle(req)
         cls = get_method(req.method)
         hp, spec = run_spec(req, bundle, cls)
         reused = 0 if req.force else sum(store.is_done(store.run_dir(Path(req.out), spec, s)) for s in req.seeds)
@@ -81,6 +87,24 @@ def plan_requests(labels: list[tuple[str, str]], requests: list, budget: str, en
                                 len(bundle.train), exec_mode=mode, k=max(todo, 1))
         rows.append(PlanRow(label, setting, req.method, len(req.seeds), reused, mode, epochs, assumed, est))
     return rows
+
+
+def shape_bundle(req):
+    """A synthetic dataset as the generator would make it -- names, fingerprint, sizes and shapes -- with meta
+    tensors (no memory, no generation: full-size synthetic MOSEI alone would be gigabytes)."""
+    import torch
+
+    from bench.data.synthetic import SYNTHETIC_FAMILIES, make_params, planned_shapes
+    from bench.data.tensors import DatasetBundle, Split
+
+    p = make_params(req.dataset, req.setting, req.profile, req.data_seed)
+    splits = {}
+    for name, fields in planned_shapes(req.dataset, req.setting, req.profile).items():
+        kw = {k: torch.empty(shape, device="meta") for k, shape in fields.items()}
+        kw["index"] = torch.empty(fields["labels"], dtype=torch.long, device="meta")
+        splits[name] = Split(**kw)
+    return DatasetBundle(name=req.dataset, family=SYNTHETIC_FAMILIES[req.dataset], setting=req.setting, task=p.task,
+                         splits=splits, source="synthetic", num_classes=p.num_classes, fingerprint=p.key())
 
 
 def _hms(seconds: float) -> str:

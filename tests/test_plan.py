@@ -86,3 +86,15 @@ def test_plan_cli_errors(capsys):
     assert main(["plan", "--table", "4", "--device", "tpu"]) == 2
     err = capsys.readouterr().err
     assert "table 9 is not available" in err and "--device 'tpu'" in err
+
+
+@pytest.mark.parametrize("dataset,setting", [("synthetic-mosi", "aligned"), ("synthetic-mintrec", "unaligned")])
+def test_the_shape_only_bundle_has_the_generated_bundles_config_hash(dataset, setting):
+    """bench plan finds finished runs of synthetic data without generating it: same hash, info and sizes."""
+    from bench.plan import shape_bundle
+    from bench.runner import load_bundle, run_spec
+
+    req = RunRequest(method="emoe", dataset=dataset, setting=setting)
+    real, shell = load_bundle(req), shape_bundle(req)
+    assert run_spec(req, shell)[1].config_hash == run_spec(req, real)[1].config_hash
+    assert shell.info() == real.info() and len(shell.train) == len(real.train)
