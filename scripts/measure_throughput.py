@@ -60,14 +60,34 @@ def machine_label(device: str) -> str:
     return f"{cpu}, {torch.get_num_threads()} torch thread(s) (torch {torch.__version__})"
 
 
-def measure_one(method, family, setting, overrides, shapes, epochs, device, exec_mode="loop", k=1, graphs=False):
+_BUNDLES: dict = {}
+
+
+def dataset(family, setting, shapes, subset):
+    """The synthetic dataset, or its first ``subset`` fraction of every split (an epoch is linear in samples:
+    the plan scales by the training count, so a subset measures the same throughput for less device time)."""
+    import dataclasses
+
     from bench.data import load_dataset
+
+    key = (family, setting, shapes, subset)
+    if key not in _BUNDLES:
+        b = load_dataset(f"synthetic-{family}", setting, profile=shapes)
+        if subset < 1:
+            b = dataclasses.replace(b, splits={k: s.take(torch.arange(max(1, int(len(s) * subset))))
+                                               for k, s in b.splits.items()})
+        _BUNDLES[key] = b
+    return _BUNDLES[key]
+
+
+def measure_one(method, family, setting, overrides, shapes, epochs, device, exec_mode="loop", k=1, graphs=False,
+                subset=1.0):
     from bench.registry import get_method
     from bench.runner import resolve_hparams
     from bench.train.multiseed import train_many
     from bench.train.trainer import train
 
-    bundle = load_dataset(f"synthetic-{family}", setting, profile=shapes)
+    bundle = dataset(family, setting, shapes, subset)
     cls = get_method(method)
     hp = resolve_hparams(cls, family, setting, {**overrides, "max_epochs": str(epochs), "early_stop": "1000"})
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
@@ -99,12 +119,16 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--vmap-k", type=int, default=0, help="CUDA: also K seeds in one vmap ensemble")
     ap.add_argument("--graphs", action="store_true", help="also the static step (--graphs on) per loop method")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = torch's default)")
     ap.add_argument("--max-seconds", type=float, default=0, help="stop starting new configurations after this")
+    ap.add_argument("--first", default="", help="comma list of methods measured first (before a time limit bites)")
+    ap.add_argument("--subset", type=float, default=1.0,
+                    help="measure on this fraction of every split (the plan scales by training samples)")
     ap.add_argument("--out", required=True, help="CSV to write (merged: lines of other keys are kept)")
     ap.add_argument("--script", default="scripts/measure_throughput.py")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     budget = args.budget or args.shapes
     date = _dt.date.today().isoformat()
     label = machine_label(args.device)
@@ -114,9 +138,12 @@ def main(argv=None) -> int:
     new: list[throughput.Entry] = []
     confs = configurations(args.families.split(","), args.settings.split(","), budget,
                            args.methods.split(",") if args.methods else None)
+    first = [m for m in args.first.split(",") if m]
+    order = args.settings.split(",")
+    confs.sort(key=lambda c: (order.index(c[2]), first.index(c[0]) if c[0] in first else len(first)))
     if confs:  # one throw-away epoch first: imports, CUDA context and kernel caches are not charged to a line
         method, family, setting, overrides = confs[0]
-        measure_one(method, family, setting, overrides, args.shapes, 1, args.device)
+        measure_one(method, family, setting, overrides, args.shapes, 1, args.device, subset=min(args.subset, 0.1))
     t_start = time.perf_counter()
     for method, family, setting, overrides in confs:
         variants = [("loop", 1, False)]
@@ -139,7 +166,7 @@ def main(argv=None) -> int:
             try:
                 n_train, per_epoch, overhead = measure_one(method, family, setting, overrides, args.shapes,
                                                            args.epochs, args.device, "vmap" if mode == "vmap" else
-                                                           "loop", k, graphs)
+                                                           "loop", k, graphs, args.subset)
             except Exception as e:  # noqa: BLE001 - report, leave the line out (plan: unknown)
                 print(f"FAILED {method} {family}-{setting} {mode}: {type(e).__name__}: {str(e)[:200]}", flush=True)
                 if args.device.startswith("cuda"):
@@ -147,7 +174,8 @@ def main(argv=None) -> int:
                 continue
             e = throughput.Entry(method, family, setting, args.shapes, budget, mode, k, n_train,
                                  round(per_epoch, 4), round(overhead, 3), "measured", args.script, label, date,
-                                 f"last of {args.epochs} epochs, seed 1111")
+                                 f"last of {args.epochs} epoch(s), seed 1111"
+                                 + (f"; on the first {args.subset:g} of every split" if args.subset < 1 else ""))
             new.append(e)
             print(f"{method:10s} {family}-{setting:9s} {mode:11s} k={k} n_train={n_train} "
                   f"{per_epoch:.3f} s/epoch, overhead {overhead:.2f} s", flush=True)

@@ -49,7 +49,7 @@ def static_blocker(method_cls: type[Method]) -> str | None:
     """Why ``method_cls`` cannot use the static step, or None."""
     for hook in ("on_epoch_start", "after_step"):
         if getattr(method_cls, hook) is not getattr(Method, hook):
-            return f"it overrides the per-step hook {hook}() (host-side state every step)"
+            return f"it overrides the hook {hook}() (state outside the parameters, updated from Python)"
     return None
 
 
@@ -128,7 +128,6 @@ class StaticStep:
             except Exception as e:  # noqa: BLE001 - any capture failure falls back to the eager step
                 self.capture_error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
                 self.log(f"CUDA graph capture failed ({self.capture_error}); continuing with the eager static step")
-                torch.cuda.synchronize(self.device)
                 return self._fwd_bwd(buf)
         self.graphs[size].replay()
         return self.terms[size]
@@ -141,24 +140,28 @@ class StaticStep:
         saved_buffers = {n: b.clone() for n, b in self.model.named_buffers()}
         rng = torch.cuda.get_rng_state(self.device)
         cpu_rng = torch.get_rng_state()
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup):
-                self._fwd_bwd(buf)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.pool):
-            terms = self._fwd_bwd(buf)
-        torch.cuda.synchronize(self.device)
-        with torch.no_grad():  # undo warm-up and capture: gradients, buffers, RNG
-            for g, s in zip(grads, saved_grads):
-                g.copy_(s)
-            for n, b in self.model.named_buffers():
-                b.copy_(saved_buffers[n])
-        torch.cuda.set_rng_state(rng, self.device)
-        torch.set_rng_state(cpu_rng)
+        prev_stream = torch.cuda.current_stream(self.device)
+        try:
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup):
+                    self._fwd_bwd(buf)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            torch.cuda.synchronize(self.device)
+            with torch.cuda.graph(graph, pool=self.pool):
+                terms = self._fwd_bwd(buf)
+            torch.cuda.synchronize(self.device)
+        finally:  # undo warm-up and capture (also after a failed capture): stream, gradients, buffers, RNG
+            torch.cuda.set_stream(prev_stream)  # a failing capture_end() skips the graph context's own restore
+            with torch.no_grad():
+                for g, s in zip(grads, saved_grads):
+                    g.copy_(s)
+                for n, b in self.model.named_buffers():
+                    b.copy_(saved_buffers[n])
+            torch.cuda.set_rng_state(rng, self.device)
+            torch.set_rng_state(cpu_rng)
         self.pool = graph.pool()
         self.graphs[size], self.terms[size] = graph, terms
         self.log(f"captured a CUDA graph for batches of {size}")
