@@ -79,7 +79,6 @@ class StaticStep:
         self.idx: dict[int, torch.Tensor] = {}
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.terms: dict[int, dict[str, torch.Tensor]] = {}
-        self.pool = None
         self.capture_error: str | None = None
         self.grads_ready = False
 
@@ -150,7 +149,7 @@ class StaticStep:
                     self._fwd_bwd(buf)
             torch.cuda.current_stream(self.device).wait_stream(side)
             torch.cuda.synchronize(self.device)
-            with torch.cuda.graph(graph, pool=self.pool):
+            with torch.cuda.graph(graph):  # own memory pool: graphs of two sizes replay in any order
                 terms = self._fwd_bwd(buf)
             torch.cuda.synchronize(self.device)
         finally:  # undo warm-up and capture (also after a failed capture): stream, gradients, buffers, RNG
@@ -162,7 +161,6 @@ class StaticStep:
                     b.copy_(saved_buffers[n])
             torch.cuda.set_rng_state(rng, self.device)
             torch.set_rng_state(cpu_rng)
-        self.pool = graph.pool()
         self.graphs[size], self.terms[size] = graph, terms
         self.log(f"captured a CUDA graph for batches of {size}")
 
