@@ -12,6 +12,7 @@ from bench.errors import UserError
 
 EPILOG = """examples:
   python -m bench run --table 4
+  python -m bench plan --table 1 --seeds 5 --device cuda --profile full
   python -m bench run --method lf_dnn --dataset synthetic-mosi --seeds 1111,1112
   python -m bench run --method lf_dnn --dataset mosi --setting unaligned --data-root ../shared/data/mosi229
   python -m bench ls methods
@@ -126,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bench.figures import add_figure_parser
 
     add_figure_parser(sub, _add_data_args)
+    from bench.plan import add_plan_parser
+
+    add_plan_parser(sub, _add_data_args)
     return ap
 
 
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         with cli_guards.sigterm_as_interrupt():
             return {"run": cmd_run, "ls": cmd_ls, "describe": cmd_describe, "data": cmd_data,
                     "aggregate": cmd_aggregate, "check": cmd_check, "report": cmd_report,
-                    "figure": lambda a: a.func(a)}[args.command](args)
+                    "figure": lambda a: a.func(a), "plan": lambda a: a.func(a)}[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

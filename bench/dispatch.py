@@ -18,15 +18,19 @@ from bench.runner import RunRequest
 
 EXEC_HELP = ("how the missing seeds of one configuration are trained: loop (one after another; the reference), "
              "vmap (one vmap ensemble; EMOE features mode, MulT), procs (one process per seed, --workers at a "
-             "time; LSTM/BERT models). Default loop")
+             "time; LSTM/BERT models), auto (per configuration: vmap where the model allows it, else procs; "
+             "loop on CPU and for a single seed). Default: auto on CUDA, loop on CPU")
 
 
 def add_execution_args(p: argparse.ArgumentParser) -> None:
     from bench.executors import EXECUTORS
-    from bench.train.multiseed import AMP_MODES, EXEC_MODES
+    from bench.train.multiseed import AMP_MODES, EXEC_CHOICES
 
     g = p.add_argument_group("execution (docs/performance.md)")
-    g.add_argument("--exec", dest="exec_mode", choices=EXEC_MODES, default="loop", help=EXEC_HELP)
+    g.add_argument("--exec", dest="exec_mode", choices=EXEC_CHOICES, default=None, help=EXEC_HELP)
+    g.add_argument("--graphs", choices=("off", "on"), default="off",
+                   help="loop runs: device-bound static step (CUDA graph of forward+backward per batch shape, fused "
+                        "Adam, no per-step host sync; recorded). Default off")
     g.add_argument("--amp", choices=AMP_MODES, default="off",
                    help="bf16 autocast of forward and loss (changes the numbers; part of the run's config hash)")
     g.add_argument("--compile", action="store_true", help="torch.compile the forward / the vmapped step (recorded)")
@@ -56,9 +60,26 @@ def request_fields(args) -> dict:
         raise UserError(f"--seeds-per-job {args.seeds_per_job}: expected >= 0 (0 = all seeds in one job)")
     if args.executor == "ray" and args.jobs != 1:
         raise UserError("--jobs applies to --executor local; a Ray cluster schedules its own tasks")
-    if args.workers and args.exec_mode != "procs":
-        raise UserError(f"--workers applies to --exec procs (got --exec {args.exec_mode})")
-    return {"exec_mode": args.exec_mode, "amp": args.amp, "compile": bool(args.compile), "workers": args.workers}
+    exec_mode = default_exec_mode(args)
+    if args.workers and exec_mode not in ("procs", "auto"):
+        raise UserError(f"--workers applies to --exec procs (got --exec {exec_mode})")
+    graphs = getattr(args, "graphs", "off")
+    if graphs == "on" and exec_mode not in ("loop", "auto"):
+        raise UserError(f"--graphs on applies to loop runs (--exec loop or auto), not --exec {exec_mode}")
+    return {"exec_mode": exec_mode, "amp": args.amp, "compile": bool(args.compile), "workers": args.workers,
+            "graphs": graphs}
+
+
+def default_exec_mode(args) -> str:
+    """``--exec`` as given, else ``auto`` when the run goes to a CUDA device and ``loop`` otherwise."""
+    if args.exec_mode:
+        return args.exec_mode
+    device = getattr(args, "device", "auto") or "auto"
+    if device == "auto":
+        import torch
+
+        return "auto" if torch.cuda.is_available() else "loop"
+    return "auto" if device.startswith("cuda") else "loop"
 
 
 def wants_executor(args) -> bool:

@@ -92,11 +92,12 @@ class RunRequest:
     amp: str = "off"  # "bf16": autocast forward + loss (changes the numbers: part of the config hash)
     compile: bool = False  # torch.compile the forward / the vmapped step (recorded)
     workers: int = 0  # procs: concurrent processes (0 = one per seed)
+    graphs: str = "off"  # "on": device-bound static step for loop runs (bench/train/static_step.py)
 
     def exec_options(self):
         from bench.train.multiseed import ExecOptions
 
-        opts = ExecOptions(self.exec_mode, self.amp, bool(self.compile), int(self.workers))
+        opts = ExecOptions(self.exec_mode, self.amp, bool(self.compile), int(self.workers), graphs=self.graphs)
         opts.validate()
         return opts
 
@@ -132,21 +133,30 @@ def data_record(bundle: DatasetBundle, profile: str, data_seed: int) -> dict:
     }
 
 
+def run_spec(req: RunRequest, bundle: DatasetBundle, method_cls=None):
+    """(hyper-parameters, :class:`RunSpec`) of ``req`` on ``bundle``: what the config hash is made of
+    (``bench plan`` uses it to find finished runs without training)."""
+    method_cls = method_cls or get_method(req.method)
+    hp = resolve_hparams(method_cls, bundle.family, bundle.setting, req.overrides, req.epochs)
+    spec = RunSpec(method=req.method, dataset=bundle.name, setting=bundle.setting, hparams=dataclasses.asdict(hp),
+                   data_fingerprint=bundle.fingerprint, numerics={"amp": req.amp} if req.amp != "off" else {})
+    return hp, spec
+
+
 def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str], None] = print,
         progress: bool | None = None, method_cls=None) -> list[RunRecord]:
     """Train every seed of ``req`` that has no finished result; return all seeds' results.
 
     ``method_cls`` bypasses the registry (tests pass their own toy models this way). The missing
-    seeds are trained with ``req.exec_mode``; each result records how (``provenance.execution``).
+    seeds are trained with ``req.exec_mode`` (``auto``: chosen here, one printed line); each result
+    records how (``provenance.execution``).
     """
     method_cls = method_cls or get_method(req.method)
     opts = req.exec_options()
     device = resolve_device(req.device)
     if bundle is None:
         bundle = load_bundle(req)
-    hp = resolve_hparams(method_cls, bundle.family, bundle.setting, req.overrides, req.epochs)
-    spec = RunSpec(method=req.method, dataset=bundle.name, setting=bundle.setting, hparams=dataclasses.asdict(hp),
-                   data_fingerprint=bundle.fingerprint, numerics={"amp": opts.amp} if opts.amp != "off" else {})
+    hp, spec = run_spec(req, bundle, method_cls)
     out = Path(req.out)
     store.write_json_atomic(store.config_dir(out, spec) / "config.json",
                             {"spec": dataclasses.asdict(spec), "config_hash": spec.config_hash}, locked=True)
@@ -161,27 +171,48 @@ def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str
             log(f"[{label} seed {seed}] finished run reused: {path}")
         else:
             todo.append(seed)
+    chosen_by = None
+    if opts.exec_mode == "auto" and todo:
+        from bench.train import autoexec
+
+        choice = autoexec.choose(method_cls, hp, bundle.info(), len(todo), device)
+        opts = dataclasses.replace(opts, exec_mode=choice.mode)
+        chosen_by = "auto"
+        log(f"[{label}] --exec auto: {choice.mode} ({choice.reason})")
+    if opts.graphs == "on" and opts.exec_mode != "loop":
+        log(f"[{label}] --graphs on applies to loop runs; this configuration runs {opts.exec_mode}")
+        opts = dataclasses.replace(opts, graphs="off")
     if opts.exec_mode == "loop" or len(todo) <= 1 and opts.exec_mode == "procs":
         for seed in todo:  # one at a time, each stored as soon as it finishes
             t0 = time.perf_counter()
-            outcome = _train_one(method_cls, hp, bundle, seed, device, opts, label, progress)
+            outcome = _train_one(method_cls, hp, bundle, seed, device, opts, label, progress, log)
             records[seed] = _store(req, bundle, spec, hp, seed, outcome, device, opts, [seed],
-                                   time.perf_counter() - t0, log)
+                                   time.perf_counter() - t0, log, chosen_by)
     elif todo:
         from bench.train.multiseed import train_many
 
         log(f"[{label}] training seeds {', '.join(map(str, todo))} together (--exec {opts.exec_mode})")
         t0 = time.perf_counter()
-        with _amp_errors(opts, label, device):
-            outcomes = train_many(method_cls, hp, bundle, todo, device, opts.exec_mode, amp=opts.amp,
+        try:
+            with _amp_errors(opts, label, device):
+                outcomes = train_many(method_cls, hp, bundle, todo, device, opts.exec_mode, amp=opts.amp,
+                                      compile=opts.compile, workers=opts.workers)
+        except (RuntimeError, UserError) as e:
+            if chosen_by != "auto" or opts.exec_mode != "vmap":
+                raise
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            log(f"[{label}] --exec auto: vmap failed ({first}); training with procs instead")
+            opts = dataclasses.replace(opts, exec_mode="procs")
+            t0 = time.perf_counter()
+            outcomes = train_many(method_cls, hp, bundle, todo, device, "procs", amp=opts.amp,
                                   compile=opts.compile, workers=opts.workers)
         wall = time.perf_counter() - t0
         for seed, outcome in zip(todo, outcomes, strict=True):
-            records[seed] = _store(req, bundle, spec, hp, seed, outcome, device, opts, todo, wall, log)
+            records[seed] = _store(req, bundle, spec, hp, seed, outcome, device, opts, todo, wall, log, chosen_by)
     return [records[s] for s in req.seeds]
 
 
-def _train_one(method_cls, hp, bundle, seed, device, opts, label, progress):
+def _train_one(method_cls, hp, bundle, seed, device, opts, label, progress, log=print):
     from tqdm.auto import tqdm
 
     from bench.train.multiseed import accelerated
@@ -194,6 +225,11 @@ def _train_one(method_cls, hp, bundle, seed, device, opts, label, progress):
         bar.set_postfix(val_loss=f"{row['valid']['loss']:.4f}", best="*" if row["improved"] else "")
 
     try:
+        if opts.graphs == "on":
+            from bench.train.static_step import train_static
+
+            return train_static(method_cls, hp, bundle, seed, device=device, capture=str(device).startswith("cuda"),
+                                on_epoch=on_epoch, log=lambda m: log(f"[{label} seed {seed}] {m}"))
         with _amp_errors(opts, label, device):
             return train(accelerated(method_cls, opts.amp, opts.compile), hp, bundle, seed, device=device,
                          on_epoch=on_epoch)
@@ -214,11 +250,13 @@ def _amp_errors(opts, label: str, device: str):
                         "Run it without --amp (float32)") from e
 
 
-def _store(req, bundle, spec, hp, seed, outcome, device, opts, group, wall, log) -> RunRecord:
+def _store(req, bundle, spec, hp, seed, outcome, device, opts, group, wall, log, chosen_by=None) -> RunRecord:
     """Write one finished seed (atomically, ``done`` last) and log its line."""
     from bench.train.multiseed import exec_record
 
     execution = exec_record(opts, group)
+    if chosen_by:
+        execution["chosen_by"] = chosen_by
     result = {
         "schema": store.RESULT_SCHEMA,
         "method": req.method, "dataset": bundle.name, "setting": bundle.setting, "seed": seed,

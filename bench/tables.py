@@ -403,19 +403,56 @@ def execute(planned: list[PlannedRun], args, seeds: list[int], data_root=None) -
                            data_root=str(data_root) if data_root else None, out=args.out, device=args.device,
                            force=args.force, profile=args.profile or "compact", clean_nan=args.clean_nan,
                            data_seed=args.data_seed, **fields) for p in planned]
+    bundles, out = {}, []
+    quiet = getattr(args, "quiet", False)
+    bar = _announce_plan(planned, requests, args, data_root, bundles, quiet)  # bench plan's estimate + a bar
     if requests and dispatch.wants_executor(args):
         dispatch.run_elsewhere(requests, args)
         requests = [dataclasses.replace(r, force=False) for r in requests]  # now finished: read them back
-    bundles, out = {}, []
+    shown = set()
     for p, req in zip(planned, requests, strict=True):
         key = (p.dataset, p.setting)
         if key not in bundles:
             bundles[key] = load_bundle(req)
-            if data_root:
-                _print_data_banner(bundles[key])
-        recs = run(req, bundle=bundles[key], progress=False if getattr(args, "quiet", False) else None)
+        if data_root and key not in shown:
+            shown.add(key)
+            _print_data_banner(bundles[key])
+        recs = run(req, bundle=bundles[key], progress=False if quiet else None)
+        if bar is not None:
+            bar.update(sum(not r.reused for r in recs))
         out.append((p, recs))
+    if bar is not None:
+        bar.close()
     return out, bundles
+
+
+def _announce_plan(planned, requests, args, data_root, bundles: dict, quiet: bool):
+    """Print ``bench plan``'s table and estimate for these runs; return a progress bar over the runs to train
+    (None when quiet or nothing is to train). Planning never stops a run: a failure is one printed line."""
+    if not requests:
+        return None
+    try:
+        from bench import plan, throughput
+
+        device = requests[0].device
+        if device in ("", "auto"):
+            from bench.runner import resolve_device
+
+            device = resolve_device(device)
+        dev_class = throughput.device_class(device)
+        entries = throughput.load(dev_class)
+        rows = plan.plan_requests([(p.row.label, p.setting) for p in planned], requests,
+                                  budget("real" if data_root else "synthetic", args.profile), entries, device, bundles)
+        print(plan.format_plan(rows, entries, dev_class, throughput.table_path(dev_class)))
+    except Exception as e:  # noqa: BLE001 - the estimate is advisory
+        print(f"plan: no estimate ({type(e).__name__}: {e})")
+        return None
+    todo = sum(r.todo for r in rows)
+    if quiet or not todo:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=todo, desc=f"table runs ({todo} to train)", unit="run")
 
 
 def run_and_render(spec: TableSpec, args) -> int:

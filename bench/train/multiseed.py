@@ -55,6 +55,8 @@ from bench.train.seeding import seed_everything
 from bench.train.trainer import TrainOutcome, _batches, _is_better, evaluate, train
 
 EXEC_MODES = ("loop", "vmap", "procs")
+# what --exec accepts: "auto" picks one of EXEC_MODES per configuration (bench/train/autoexec.py)
+EXEC_CHOICES = ("auto",) + EXEC_MODES
 AMP_MODES = ("off", "bf16")
 # Keyword arguments of every torch.compile call made here (e.g. {"mode": "reduce-overhead"} for CUDA
 # graphs; tests use {"backend": "eager"}: inductor's CPU code generation takes minutes).
@@ -65,7 +67,8 @@ def _compile(fn):
     return torch.compile(fn, **COMPILE_OPTIONS)
 
 __all__ = [
-    "AMP_MODES", "COMPILE_OPTIONS", "EXEC_MODES", "ExecOptions", "VmapEnsemble", "accelerated", "check_vmappable",
+    "AMP_MODES", "COMPILE_OPTIONS", "EXEC_CHOICES", "EXEC_MODES", "ExecOptions", "VmapEnsemble", "accelerated",
+    "check_vmappable",
     "exec_record", "train_many", "vmap_blocker",
 ]
 
@@ -80,10 +83,17 @@ class ExecOptions:
     compile: bool = False
     workers: int = 0  # procs: concurrent processes (0 = one per seed)
     threads_per_worker: int = 0  # procs: torch threads in each worker (0 = cores / workers)
+    # "on": the loop path's device-bound static step (bench/train/static_step.py: CUDA graphs, fused Adam)
+    graphs: str = "off"
 
     def validate(self) -> None:
-        if self.exec_mode not in EXEC_MODES:
-            raise UserError(f"--exec {self.exec_mode!r}: expected one of {', '.join(EXEC_MODES)}")
+        if self.exec_mode not in EXEC_CHOICES:
+            raise UserError(f"--exec {self.exec_mode!r}: expected one of {', '.join(EXEC_CHOICES)}")
+        if self.graphs not in ("off", "on"):
+            raise UserError(f"--graphs {self.graphs!r}: expected off or on")
+        if self.graphs == "on" and (self.amp != "off" or self.compile):
+            raise UserError("--graphs on captures the float32 eager step; it does not combine with --amp or "
+                            "--compile (torch.compile mode=reduce-overhead makes its own graphs)")
         if self.amp not in AMP_MODES:
             raise UserError(f"--amp {self.amp!r}: expected one of {', '.join(AMP_MODES)}")
         if self.workers < 0 or self.threads_per_worker < 0:
@@ -93,6 +103,8 @@ class ExecOptions:
 def exec_record(opts: ExecOptions, seeds: Sequence[int]) -> dict:
     """Provenance fields for a result produced by :func:`train_many` (merge into ``provenance``)."""
     rec = {"exec_mode": opts.exec_mode, "amp": opts.amp, "compile": bool(opts.compile)}
+    if opts.graphs == "on" and opts.exec_mode == "loop":
+        rec["static_step"] = True  # the capture outcome is in the result's model record (static_step)
     if opts.exec_mode == "vmap":
         # members share one dropout RNG stream: the result depends on the whole group
         rec["ensemble_seeds"] = [int(s) for s in seeds]
@@ -629,6 +641,8 @@ def train_many(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle
     ``workers``/``threads_per_worker``: procs only (0 = one process per seed / cores / workers).
     ``on_epoch(seed, row)`` is called with every history row (procs: after the workers finish).
     """
+    if exec_mode == "auto":
+        raise UserError("train_many: exec_mode 'auto' is chosen per configuration by bench.train.autoexec first")
     opts = ExecOptions(exec_mode, amp, bool(compile), int(workers), int(threads_per_worker))
     opts.validate()
     seeds = [int(s) for s in seeds]
