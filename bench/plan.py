@@ -152,7 +152,7 @@ def table_plan(number: int | None, args, figure: int | None = None,
     from bench.config import parse_sets
     from bench.runner import RunRequest, resolve_device
     from bench.tables import budget, choose_settings, data_source, plan, require_table
-    from bench.train.seeding import parse_seeds
+    from bench.train.seeding import seeds_from_arg
 
     source, data_root = data_source(args)
     size = budget(source, args.profile)
@@ -168,7 +168,7 @@ def table_plan(number: int | None, args, figure: int | None = None,
         spec, _ = choose_settings(require_table(number), None, source, data_root)
         planned = plan(spec, source, size, parse_sets(args.sets))
         n_seeds = DEFAULT_TABLE_SEEDS[source]
-    seeds = parse_seeds(args.seeds) if args.seeds else parse_seeds(str(n_seeds))
+    seeds = seeds_from_arg(args.seeds, n_seeds)
     device = args.device if args.device.startswith("cuda") else resolve_device(args.device)  # no GPU needed
     fields = dispatch.request_fields(_with_device(args, device))
     requests = [RunRequest(method=p.row.method, dataset=p.dataset, setting=p.setting, seeds=seeds,
@@ -196,7 +196,7 @@ def add_plan_parser(sub, add_data_args) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--table", type=int, default=None)
     what.add_argument("--figure", type=int, default=None)
-    p.add_argument("--seeds", default=None, help="comma list or a count (default: the table's)")
+    p.add_argument("--seeds", default=None, help="seeds: 1111,1112 | 1111-1115 | 5x (a count); default: the table's")
     p.add_argument("--device", default="auto",
                    help="device class to estimate for: cpu or cuda (default auto = this machine's)")
     p.add_argument("--out", default="results", help="results directory whose finished runs are reused")

@@ -73,7 +73,7 @@ def test_plan_cli_for_cuda_uses_the_auto_choice(tmp_path, capsys):
     tdir = tmp_path / "tp"
     throughput.write([_entry("emoe", spe=1.0), _entry("emoe", exec_mode="vmap", k=5, spe=1.25, overhead=4.0)],
                      tdir / "cuda.csv")
-    assert main(["plan", "--table", "5", "--device", "cuda", "--seeds", "5", "--out", str(tmp_path / "r"),
+    assert main(["plan", "--table", "5", "--device", "cuda", "--seeds", "5x", "--out", str(tmp_path / "r"),
                  "--throughput-dir", str(tdir)]) == 0
     text = capsys.readouterr().out
     assert " vmap " in text
