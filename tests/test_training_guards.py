@@ -62,9 +62,9 @@ def test_empty_train_split_is_never_trained():
 
 
 def test_runner_stores_no_finished_run(tmp_path):
-    req = RunRequest(method="toy", dataset="toy", seeds=[1111, 1112], overrides={"learning_rate": "inf"},
+    req = RunRequest(method="toy", dataset="toy", seeds=[1111, 1112], overrides={"learning_rate": "1e30"},
                      out=str(tmp_path), device="cpu")
-    with pytest.raises(TrainingStopped, match="toy seed 1111: the training loss became nan in epoch 1"):
+    with pytest.raises(TrainingStopped, match=r"toy seed 1111: the training loss became (nan|inf)"):
         run(req, bundle=make_bundle(), log=lambda _: None, progress=False, method_cls=ToyMethod)
     assert not list(tmp_path.rglob("done")) and not list(tmp_path.rglob("result.json"))
 

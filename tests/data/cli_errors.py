@@ -9,8 +9,10 @@ from bench.cli import main
 
 def run_argv(root: Path, out: Path, dataset: str = "mosi", setting: str = "aligned", *extra: str) -> list[str]:
     method = "mult" if dataset == "mintrec" else "lf_dnn"
+    # MulT's MIntRec form reads BERT: a random tiny one, so the data checks (not the text-model refusal) answer
+    text = ["--text-model", "random:bert-mini"] if dataset == "mintrec" else []
     return ["run", "--method", method, "--dataset", dataset, "--setting", setting, "--data-root", str(root),
-            "--epochs", "1", "--seeds", "1111", "--out", str(out), *extra]
+            "--epochs", "1", "--seeds", "1111", "--out", str(out), *text, *extra]
 
 
 def one_line_error(capsys, argv: list[str]) -> str:

@@ -344,7 +344,7 @@ def test_table3_compares_standard_mintrec_results_and_says_how(tmp_path, monkeyp
                 "test": {metric_key(spec, m): 0.70 + 0.01 * i for m in spec.metrics},
                 "provenance": {"git": {"commit": "abc"}}, "selection": {"rule": "best valid"}})
     df = check_published(spec, out, CheckOptions(text=bert))  # no "non-standard data" refusal
-    assert set(df[df["row"] == "EMOE"]["n"]) == {2}
+    assert set(df[(df["row"] == "EMOE") & (df["level"] == "cell")]["n"]) == {2}
     collected = {("EMOE", "unaligned"): [store.read_result(d) for d in sorted(out.glob("runs/emoe/*/*/seed-*"))]}
     md = frame_to_markdown(spec, table_frame(spec, collected, "real"), collected, "real")
     assert "[paper 72.6, Δ -2.1]" in md and "Fine-tuned text encoder: /models/bert-base-uncased (EMOE)." in md

@@ -99,7 +99,7 @@ def test_bert_wrapper_random_and_local_reload(tmp_path):
     frozen = BertTextEncoder(config=tiny_bert_config(), finetune=False)
     assert not frozen(text).requires_grad
     assert not any(p.requires_grad for p in frozen.parameters())
-    with pytest.raises(UserError, match="without downloading"):
+    with pytest.raises(UserError, match="bench never downloads"):
         BertTextEncoder(str(tmp_path / "missing"))
     with pytest.raises(ValueError):
         BertTextEncoder()

@@ -141,7 +141,7 @@ def test_text_mode_resolution_and_record():
         EMOEHParams(text_mode="bert").validate()
     with pytest.raises(UserError, match="no frozen text features"):
         build(info=make_info(text_features=False))
-    with pytest.raises(UserError, match="cannot load BERT"):
+    with pytest.raises(UserError, match="bench never downloads"):
         build(text_model="/nonexistent/bert-dir")
 
 
