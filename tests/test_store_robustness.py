@@ -265,7 +265,7 @@ def test_path_longer_than_the_os_allows_is_one_line(capsys, tmp_path, option):
     code, out, err = _run(capsys, *argv)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "File name too long" in err  # the data loader or the CLI guard names the path
-    assert "a" * 40 in err  # the path is named
+    assert "a" * 20 in err  # the path is named
 
 
 # ------------------------------------------------------------------------------- stale temp files
