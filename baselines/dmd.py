@@ -41,7 +41,7 @@ docs/baselines-dmd.md lists every switch, the defaults and the differences from 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ from baselines._dmd_graph import GraphDistillUnit, cosine_embedding_negative, ed
 from bench.config import Finite, NonNegFloat, PosFloat, PosInt, Prob, between, check_hparams
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.nn.text import TextInput
 from bench.nn.transformer import TransformerEncoder
 from bench.registry import register_method
@@ -260,6 +260,11 @@ def _conv1x1(d_in: int, d_out: int) -> nn.Conv1d:
 
 @register_method("dmd")
 class DMD(Method):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "d_model": "16", "num_heads": "2", "nlevels": "1",
+                    "grad_accum": "1", "learning_rate": "1e-3"},
+    }
     HParams = DMDHParams
     families = ("mosi", "mosei")
     settings = ("aligned", "unaligned")

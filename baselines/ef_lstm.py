@@ -23,7 +23,7 @@ concatenated (``unaligned_input="refuse"`` raises a :class:`~bench.errors.UserEr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -33,7 +33,7 @@ from baselines._align import avg_pool_align
 from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.registry import register_method
 
 
@@ -63,6 +63,10 @@ def _unaligned_error(lens: dict) -> UserError:
 
 @register_method("ef_lstm")
 class EFLSTM(Method):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "batch_size": "32", "num_layers": "2", "dropout": "0.2", "weight_decay": "0"},
+    }
     HParams = EFLSTMHParams
     settings = ("aligned", "unaligned")  # unaligned audio/vision pooled to the text length (need_model_aligned)
     default_setting = "aligned"

@@ -10,7 +10,7 @@ weight decay, no scheduler, early stopping after 8 epochs (MMSA trains/singleTas
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.registry import register_method
 
 
@@ -101,6 +101,10 @@ class LateFusionEncoders(Method):
 
 @register_method("lf_dnn")
 class LFDNN(LateFusionEncoders):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "batch_size": "32"},
+    }
     HParams = LFDNNHParams
     description = "Late-fusion DNN (MMSA): time-averaged audio/vision MLPs + text LSTM, fused by an MLP"
 

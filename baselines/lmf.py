@@ -23,7 +23,7 @@ MMSA quirks reproduced (with switches):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ from torch import nn
 from baselines.lf_dnn import LateFusionEncoders
 from bench.config import PosFloat, PosInt, Prob
 from bench.data.tensors import DataInfo, Split
-from bench.method import TrainHParams
+from bench.method import COMPACT_BUDGET, TrainHParams
 from bench.registry import register_method
 
 
@@ -79,6 +79,10 @@ def low_rank_fusion(hs: list[torch.Tensor], factors: list[torch.Tensor], weights
 
 @register_method("lmf")
 class LMF(LateFusionEncoders):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "batch_size": "32"},
+    }
     HParams = LMFHParams
     default_setting = "unaligned"  # MMSA's need_data_aligned=false
     description = "Low-rank Multimodal Fusion (MMSA): rank-r modality factors over [1;h] vectors"

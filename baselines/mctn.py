@@ -44,7 +44,7 @@ text length with MMSA's AlignSubNet (``baselines._align.avg_pool_align``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -54,7 +54,7 @@ from baselines._align import avg_pool_align
 from bench.config import NonNegFloat, PosInt, check_hparams
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.registry import register_method
 
 
@@ -213,6 +213,10 @@ class _Regression(nn.Module):
 # ------------------------------------------------------------------------------ the method
 @register_method("mctn")
 class MCTN(Method):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "learning_rate": "1e-3"},
+    }
     HParams = MCTNHParams
     families = ("mosi",)  # MMSA's "mctn" block has MOSI values only
     settings = ("aligned",)  # need_data_aligned=true; unaligned data needs --set unaligned_input=truncate|avg_pool

@@ -41,7 +41,7 @@ before the model, pooling them to the text length; the same is done here (:func:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -51,7 +51,7 @@ from baselines._align import avg_pool_align
 from bench.config import NonNegFloat, PosInt, Prob, check_hparams, choice
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.registry import register_method
 
 ADAM_DEFAULT_LR = 1e-3  # what MMSA's MFM trainer gets from ``optim.Adam(params, weight_decay=...)``
@@ -238,6 +238,10 @@ class _Factor(nn.Module):
 
 @register_method("mfm")
 class MFM(Method):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "batch_size": "32"},
+    }
     HParams = MFMHParams
     default_setting = "aligned"  # MMSA need_data_aligned=true; unaligned data is pooled (need_model_aligned=true)
     export_keys = ("fused",)

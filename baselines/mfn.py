@@ -33,7 +33,7 @@ once; the LSTM input projections likewise. Only the cell recurrence and the gate
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -44,7 +44,7 @@ from baselines.lf_dnn import _time_mean
 from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.registry import register_method
 
 MODALITIES = ("text", "audio", "vision")  # MMSA's order inside MFN: l, a, v
@@ -217,6 +217,10 @@ class MemoryFusionBase(Method):
 
 @register_method("mfn")
 class MFN(MemoryFusionBase):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "batch_size": "32"},
+    }
     HParams = MFNHParams
     description = ("Memory Fusion Network (MMSA): LSTHMs + delta-memory attention + multi-view gated memory; "
                    "audio/vision time-averaged and repeated (need_normalized)")

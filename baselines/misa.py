@@ -33,7 +33,7 @@ macro-F1, patience 8, at most 100 epochs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -44,7 +44,7 @@ from baselines._eras import apply_era, era_defaults
 from bench.config import Fraction, NonNegFloat, NonNegInt, PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.nn.text import TextInput, freeze_bert_layers
 from bench.registry import register_method
 
@@ -223,6 +223,11 @@ def _project(d_in: int, h: int) -> nn.Sequential:
 
 @register_method("misa")
 class MISA(Method):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "hidden_size": "64", "grad_accum": "1", "learning_rate": "1e-3"},
+        "tiny": {"hidden_size": "16", "grad_accum": "1"},
+    }
     HParams = MISAHParams
     families = ("mosi", "mosei", "mintrec")
     export_keys = ("fused",)

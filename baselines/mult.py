@@ -32,7 +32,7 @@ patience 8, at most 100 epochs. No code was copied from either repository.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -41,7 +41,7 @@ from torch.nn import functional as F
 from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.nn.text import TextInput
 from bench.nn.transformer import TransformerEncoder
 from bench.registry import register_method
@@ -180,6 +180,12 @@ def _conv(d_in: int, d: int, k: int) -> nn.Module:
 
 @register_method("mult")
 class MulT(Method):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "d_model": "32", "num_heads": "4", "nlevels": "2",
+                    "grad_accum": "1", "learning_rate": "1e-3"},
+        "tiny": {"d_model": "8", "num_heads": "2", "nlevels": "1", "grad_accum": "1"},
+    }
     HParams = MulTHParams
     families = ("mosi", "mosei", "mintrec")
     default_setting = "unaligned"  # MMSA's need_data_aligned=false; MIntRec is unaligned only

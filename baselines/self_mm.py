@@ -22,7 +22,7 @@ updated by vectorised indexing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ from baselines._eras import apply_era, era_defaults
 from bench.config import NonNegFloat, PosFloat, PosInt, Prob
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method, TrainHParams
+from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.nn.text import TextInput, av_lengths
 from bench.registry import register_method
 
@@ -150,6 +150,10 @@ class Head(nn.Module):
 
 @register_method("self_mm")
 class SelfMM(Method):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "grad_accum": "1"},
+    }
     HParams = SelfMMHParams
     families = ("mosi", "mosei")
     export_keys = ("fused", "T", "A", "V")

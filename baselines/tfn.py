@@ -19,7 +19,7 @@ buffers with Adam, lr only (no weight decay), L1 loss, early stopping after 8 ep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -27,7 +27,7 @@ from torch import nn
 from baselines.lf_dnn import LateFusionEncoders
 from bench.config import PosInt, Prob
 from bench.data.tensors import DataInfo, Split
-from bench.method import TrainHParams
+from bench.method import COMPACT_BUDGET, TrainHParams
 from bench.registry import register_method
 
 
@@ -74,6 +74,10 @@ def tensor_fusion(h_a: torch.Tensor, h_v: torch.Tensor, h_t: torch.Tensor) -> to
 
 @register_method("tfn")
 class TFN(LateFusionEncoders):
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "batch_size": "32", "hidden_audio": "8", "hidden_vision": "16", "text_out": "16"},
+    }
     HParams = TFNHParams
     default_setting = "unaligned"  # MMSA's need_data_aligned=false
     description = "Tensor Fusion Network (MMSA): outer product of [1;h] modality vectors + post-fusion MLP"

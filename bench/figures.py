@@ -53,7 +53,6 @@ class FigureSpec:
     default_value: float = 0.1
     seeds: dict = field(default_factory=lambda: {"real": 5, "synthetic": 3, "compact": 1})
     metrics: tuple[str, ...] = ("acc7", "acc2", "f1", "mae")
-    compact_overrides: dict = field(default_factory=dict)
     notes: str = ""
 
 
@@ -64,10 +63,9 @@ REAL_COMPACT_NOTE = ("compact budget (--profile compact): EMOE d 64, 2 layers, <
 @lru_cache(maxsize=1)
 def figures() -> dict[int, FigureSpec]:
     """The figure registry (built on first use)."""
-    from bench.tables import EMOE_COMPACT, TABLES, Row
+    from bench.tables import TABLES, Row
 
     t4 = {r.label: r for r in TABLES[4].rows}
-    compact = {"emoe": EMOE_COMPACT}
     return {
         4: FigureSpec(
             number=4, title="Sensitivity of α, λ1, λ2 and t (EMOE Fig. 4)", kind="sensitivity",
@@ -75,7 +73,6 @@ def figures() -> dict[int, FigureSpec]:
             params=("alpha", "lambda1", "lambda2", "temperature"),
             grid=(0.01, 0.05, 0.1, 0.5, 1.0), compact_grid=(0.01, 0.1, 1.0),
             seeds={"real": 5, "synthetic": 3, "compact": 2},
-            compact_overrides=compact,
             notes=("grid not given by the paper; the paper drops 'catastrophic' low-t outliers, nothing is "
                    "dropped here"),
         ),
@@ -84,13 +81,13 @@ def figures() -> dict[int, FigureSpec]:
             rows=(Row("EMOE", "emoe", dict(t4["MoME + UD (EMOE)"].overrides)),
                   Row("EMOE w/o UD", "emoe", dict(t4["MoME only"].overrides)),
                   Row("EMOE w/o MoME & UD", "emoe", dict(t4["w/o MoME, w/o UD"].overrides))),
-            seeds={"real": 1, "synthetic": 1, "compact": 1}, compact_overrides=compact,
+            seeds={"real": 1, "synthetic": 1, "compact": 1},
             notes="same runs as Table 4's rows (MoME+UD, MoME only, neither); first seed plotted",
         ),
         6: FigureSpec(
             number=6, title="Modality importance vs router weights (EMOE Fig. 6)", kind="weights",
             rows=(Row("EMOE", "emoe", {}),),
-            seeds={"real": 1, "synthetic": 1, "compact": 1}, compact_overrides=compact,
+            seeds={"real": 1, "synthetic": 1, "compact": 1},
             notes="same run as Table 4's full row; heatmaps from the first seed, correlations over all seeds",
         ),
     }
@@ -140,7 +137,7 @@ def plan_figure(spec: FigureSpec, source: str, profile: str, user_sets: dict | N
     for fam in families:
         for setting in settings:
             for row in rows:
-                ov = dict(spec.compact_overrides.get(row.method, {})) if small else {}
+                ov = get_method(row.method).preset("compact") if small else {}
                 ov.update(row.overrides)
                 ov.update(text_overrides(get_method(row.method), fam, setting, text, ov))
                 ov.update(user_sets or {})

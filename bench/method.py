@@ -51,6 +51,11 @@ class TrainHParams:
     select_on: Annotated[str, choice(*HIGHER_IS_BETTER)] = "loss"
 
 
+# The budget every method gets under ``--profile compact`` (synthetic tables on 2 CPU cores) unless its
+# ``presets["compact"]`` narrows the model too: 20 epochs, patience 6.
+COMPACT_BUDGET: dict[str, str] = {"max_epochs": "20", "early_stop": "6"}
+
+
 class Method(nn.Module):
     """Base class. Subclasses set ``HParams`` and implement ``default_hparams``, ``__init__`` and
     ``forward``; the default objective is the task loss on ``out["pred"]``.
@@ -63,11 +68,21 @@ class Method(nn.Module):
     # Output keys saved with the test predictions (router weights, fused features, ...).
     export_keys: ClassVar[tuple[str, ...]] = ()
     description: ClassVar[str] = ""
+    # Named budgets beside the model (as timm keeps ``default_cfgs`` beside each model), as ``--set`` strings:
+    # "compact" = synthetic tables on 2 CPU cores; "tiny" = the smallest model for contract tests.
+    presets: ClassVar[dict[str, dict[str, str]]] = {"compact": COMPACT_BUDGET}
 
     def __init__(self, hp: TrainHParams, info: DataInfo):
         super().__init__()
         self.hp = hp
         self.info = info
+
+    @classmethod
+    def preset(cls, name: str) -> dict[str, str]:
+        """``--set`` overrides of a named budget; "tiny" builds on "compact" (its epochs), a missing name is {}."""
+        if name == "tiny":
+            return {**cls.preset("compact"), **cls.presets.get("tiny", {})}
+        return dict(cls.presets.get(name, {}))
 
     # ----------------------------------------------------------------- hyper-parameters
     @classmethod

@@ -55,10 +55,8 @@ class TableSpec:
     published_table: str
     reference_row: str  # the row every other row is tested against
     assumptions: str
-    # Model/budget overrides of the compact budget (pipeline check on 2 CPU cores), per method; methods
-    # not listed get ``compact_default``.
-    compact_overrides: dict = field(default_factory=dict)
-    compact_default: dict = field(default_factory=dict)
+    # What this table adds to a method's compact preset (pipeline check on 2 CPU cores), per method.
+    compact_extra: dict = field(default_factory=dict)
     # paper metric -> our result key where it differs from bench.published.PAPER_METRIC_TO_OURS
     metric_keys: dict = field(default_factory=dict)
     metric_labels: dict = field(default_factory=dict)
@@ -83,32 +81,8 @@ def metric_label(spec: TableSpec, metric: str) -> str:
     return spec.metric_labels.get(metric, METRIC_LABELS[metric])
 
 
-# Synthetic compact profile: a narrower EMOE (d 64, 2 layers), plain batches of 16 at lr 1e-3 and a
-# capped budget, so a whole table runs in minutes on 2 CPU cores. Real-data runs use the official
-# sizes and budget. (With the official lr 1e-4 and 10-batch accumulation a compact run learns too little
-# in 20 epochs to show anything.)
-EMOE_COMPACT = {"d_model": "64", "n_heads": "4", "n_layers": "2", "grad_accum": "1", "learning_rate": "1e-3",
-                "max_epochs": "20", "early_stop": "6"}
-# The baselines get the same budget (20 epochs, patience 6, no gradient accumulation) and, where the
-# official model is large for 2 CPU cores, a narrower network.
-_BUDGET = {"max_epochs": "20", "early_stop": "6"}
-BASELINE_COMPACT = {
-    "lf_dnn": {**_BUDGET, "batch_size": "32"},
-    "mult": {**_BUDGET, "d_model": "32", "num_heads": "4", "nlevels": "2", "grad_accum": "1", "learning_rate": "1e-3"},
-    "misa": {**_BUDGET, "hidden_size": "64", "grad_accum": "1", "learning_rate": "1e-3"},
-    "self_mm": {**_BUDGET, "grad_accum": "1"},
-    # sized on compact synthetic MOSI (aligned, seed 1111, 1 CPU thread; test MAE vs 1.47 for the train mean):
-    # TFN 0.96 (48 s; the MMSA sizes make a 140k-wide fusion tensor: 412 s), LMF 1.14, EF-LSTM 0.82 (4 layers
-    # with dropout 0.5 and weight decay stayed at the mean: 1.48), DMD narrowed like MulT.
-    "tfn": {**_BUDGET, "batch_size": "32", "hidden_audio": "8", "hidden_vision": "16", "text_out": "16"},
-    "lmf": {**_BUDGET, "batch_size": "32"},
-    "ef_lstm": {**_BUDGET, "batch_size": "32", "num_layers": "2", "dropout": "0.2", "weight_decay": "0"},
-    "dmd": {**_BUDGET, "d_model": "16", "num_heads": "2", "nlevels": "1", "grad_accum": "1", "learning_rate": "1e-3"},
-    "mfn": {**_BUDGET, "batch_size": "32"},
-    "mctn": {**_BUDGET, "learning_rate": "1e-3"},  # MMSA's 1e-4 barely moves in 20 epochs
-    "mfm": {**_BUDGET, "batch_size": "32"},
-}
-ALL_COMPACT = {"emoe": EMOE_COMPACT, **BASELINE_COMPACT}
+# The compact profile (synthetic tables on 2 CPU cores) uses each method's ``presets["compact"]``, declared beside
+# the model (bench.method.Method.presets); a table adds only what is specific to it (``compact_extra``).
 
 
 # Paper rows of Tables 1-2 that have (or are getting) an implementation in this suite. A row is measured
@@ -138,14 +112,14 @@ TABLES: dict[int, TableSpec] = {
         number=1, title="Comparison on CMU-MOSI (EMOE Table 1)", family="mosi",
         settings=("aligned", "unaligned"), rows=_comparison_rows("T1"),
         metrics=("acc7", "acc2", "f1", "mae"), published_table="T1", reference_row="EMOE",
-        assumptions=_COMPARISON_ASSUMPTIONS + ".", compact_overrides=ALL_COMPACT, compact_default=_BUDGET,
+        assumptions=_COMPARISON_ASSUMPTIONS + ".",
         bert_star=True,
     ),
     2: TableSpec(
         number=2, title="Comparison on CMU-MOSEI (EMOE Table 2)", family="mosei",
         settings=("aligned", "unaligned"), rows=_comparison_rows("T2"),
         metrics=("acc7", "acc2", "f1", "mae"), published_table="T2", reference_row="EMOE",
-        assumptions=_COMPARISON_ASSUMPTIONS + ".", compact_overrides=ALL_COMPACT, compact_default=_BUDGET,
+        assumptions=_COMPARISON_ASSUMPTIONS + ".",
         bert_star=True,
     ),
     3: TableSpec(
@@ -161,13 +135,10 @@ TABLES: dict[int, TableSpec] = {
                      "--text-model "
                      "gives MulT and MISA the synthetic text features instead, and MAG-BERT (which works inside "
                      "BERT) a randomly initialised 4-layer BERT: its compact row checks the pipeline only."),
-        compact_overrides={"emoe": EMOE_COMPACT,
-                           "mult": {**BASELINE_COMPACT["mult"], "text_mode": "features"},
-                           "misa": {**BASELINE_COMPACT["misa"], "text_mode": "features"},
-                           # MAG works inside BERT (no features mode) and no pretrained BERT is available
-                           # offline: a random 4-layer BERT, i.e. a pipeline check, not a MAG-BERT result
-                           "mag_bert": {**_BUDGET, "text_model": "random:bert-mini"}},
-        compact_default=_BUDGET,
+        compact_extra={"mult": {"text_mode": "features"}, "misa": {"text_mode": "features"},
+                       # MAG works inside BERT (no features mode) and no pretrained BERT is available
+                       # offline: a random 4-layer BERT, i.e. a pipeline check, not a MAG-BERT result
+                       "mag_bert": {"text_model": "random:bert-mini"}},
         metric_keys={"f1": "f1"},
         metric_labels={"acc": "Acc", "f1": "F1 (macro)", "precision": "P (macro)", "recall": "R (macro)"},
         convention="Acc, F1, P and R in %; F1/P/R macro-averaged over the 20 intents (MIntRec protocol)",
@@ -186,7 +157,7 @@ TABLES: dict[int, TableSpec] = {
         assumptions=("setting unstated in the paper; aligned used (its full row equals Table 1 MOSI aligned). "
                      "Removing MoME = fixed weights 1/3 and no router losses; removing UD = lambda2 term off; "
                      "the 'neither' row also drops the unimodal losses (specs/emoe.md §14)."),
-        compact_overrides={"emoe": EMOE_COMPACT}, setting_stated=False,
+        setting_stated=False,
     ),
     5: TableSpec(
         number=5, title="Expert-balancing ablation (EMOE Table 5, CMU-MOSI)", family="mosi",
@@ -199,7 +170,7 @@ TABLES: dict[int, TableSpec] = {
         metrics=("acc7", "acc2", "f1"), published_table="T5", reference_row="EMOE",
         assumptions=("setting unstated in the paper; aligned used. RE = router entropy, "
                      "WIS = weight-importance similarity."),
-        compact_overrides={"emoe": EMOE_COMPACT}, setting_stated=False,
+        setting_stated=False,
     ),
     6: TableSpec(
         number=6, title="Sum vs concat fusion (EMOE Table 6, CMU-MOSI)", family="mosi",
@@ -210,7 +181,6 @@ TABLES: dict[int, TableSpec] = {
         ),
         metrics=("acc7", "acc2", "f1"), published_table="T6", reference_row="Sum",
         assumptions="concat fusion scales the concatenation by 3 as the official code does (concat_scale).",
-        compact_overrides={"emoe": EMOE_COMPACT},
     ),
 }
 
@@ -276,7 +246,8 @@ def plan(spec: TableSpec, source: str, profile: str, user_sets: dict | None = No
                 continue
             overrides = {}
             if profile == "compact":
-                overrides.update(spec.compact_overrides.get(row.method, spec.compact_default))
+                overrides.update(get_method(row.method).preset("compact"))
+                overrides.update(spec.compact_extra.get(row.method, {}))
             overrides.update(row.overrides)
             overrides.update(text_overrides(get_method(row.method), spec.family, setting, text, overrides))
             overrides.update(sets_for(row.method, user_sets or {}))
@@ -478,12 +449,12 @@ def run_and_render(spec: TableSpec, args) -> int:
     cant = unsupported(spec)
     if cant:
         print("not run (the method does not support this setting): " + ", ".join(f"{r} {s}" for r, s in cant))
-    if source == "real" and size == "compact" and spec.compact_overrides:
+    if source == "real" and size == "compact":
         spec = dataclasses.replace(spec, assumptions=spec.assumptions.rstrip(".") + ". Compact budget (--profile "
                                    "compact): smaller models and 20 epochs, not the methods' own configurations.")
     for note in setting_notes:
         print(f"note: {note}")
-    if size == "compact" and spec.compact_overrides:
+    if size == "compact":
         print("budget: compact (smaller models and 20 epochs where the spec says so; --profile full for the "
               "methods' own configurations)")
     from bench.text_encoder import refuse_silent_frozen, text_choice

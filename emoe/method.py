@@ -12,7 +12,7 @@ import torch
 from bench.config import check_hparams
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
-from bench.method import Method
+from bench.method import COMPACT_BUDGET, Method
 from bench.registry import register_method
 from emoe.config import MINTREC_NOTE, EMOEHParams, preset
 from emoe.model import GROUPS, EMOENet, count_parameters
@@ -22,6 +22,12 @@ from emoe.objective import emoe_terms
 @register_method("emoe")
 class EMOE(Method):
     """EMOE (CVPR 2025) as fuyyyyy/EMOE computes it (specs/emoe.md §4-§9)."""
+    # budgets beside the model (see bench.method.Method.presets)
+    presets: ClassVar[dict[str, dict[str, str]]] = {
+        "compact": {**COMPACT_BUDGET, "d_model": "64", "n_heads": "4", "n_layers": "2",
+                    "grad_accum": "1", "learning_rate": "1e-3"},
+        "tiny": {"d_model": "16", "n_heads": "2", "n_layers": "1", "grad_accum": "1"},
+    }
 
     HParams: ClassVar[type] = EMOEHParams
     families: ClassVar[tuple[str, ...]] = ("mosi", "mosei", "mintrec")

@@ -135,7 +135,7 @@ def max_param_diff(a, b) -> tuple[float, str]:
 
 def cmd_equality(args) -> int:
     from bench.data import load_dataset
-    from bench.tables import EMOE_COMPACT
+    from bench.registry import get_method
     from bench.train.static_step import train_static
     from bench.train.trainer import train
 
@@ -168,7 +168,8 @@ def cmd_equality(args) -> int:
         from tests.benchmarks.test_speed import _subset
 
         data = _subset(data, 37)
-    cls, hp = config("emoe", args.smoke, **{**EMOE_COMPACT, "max_epochs": "2", "early_stop": "10"})
+    compact = get_method("emoe").preset("compact")
+    cls, hp = config("emoe", args.smoke, **{**compact, "max_epochs": "2", "early_stop": "10"})
     for adam in ("default", "fused"):
         t0 = time.perf_counter()
         ref = train(cls, hp, data, 1111, device=args.device) if adam == "default" else ref
