@@ -417,12 +417,16 @@ def cmd_plan(args) -> int:
 
     from bench.cli import main as bench_main
 
+    text = ["--text-model", args.text_model] if args.text_model else []
     with open(args.out, "w") as f:
         for target in PLAN_TARGETS:
+            if text and "--set" in target:  # --text-model already gives Table 3's BERT rows their encoder
+                target = target[:2]
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
                 code = bench_main(["plan", *target, "--seeds", f"{args.seeds}x", "--device", args.device, "--profile",
-                                   args.profile, "--out", args.results, "--throughput-dir", args.throughput_dir])
+                                   args.profile, "--out", args.results, "--throughput-dir", args.throughput_dir,
+                                   *text])
             f.write(buf.getvalue() + (f"(exit {code})\n" if code else "") + "\n")
             f.flush()
             lines = buf.getvalue().splitlines()
@@ -480,6 +484,17 @@ def cmd_summary(args) -> int:
         extra = (f", {r['auto_line']}" if r["auto_line"] else "") + (f", ERROR {r['error']}" if r["error"] else "")
         lines.append(f"- {r['profile']} {r['case']} ({r['epochs']} epochs): {r['wall_s']} s, modes "
                      f"{r['exec_modes']}{extra}")
+    tp = d / "cuda.csv"
+    if tp.exists():
+        import csv
+
+        with tp.open(newline="") as f:
+            tl = list(csv.DictReader(f))
+        lines += ["", f"## throughput ({len(tl)} lines in cuda.csv)", "",
+                  "| method | setting | exec | k | text | n_train | s/epoch | overhead s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {t['method']} | {t['setting']} | {t['exec_mode']} | {t['k']} | {t.get('text') or 'features'} | "
+                  f"{t['n_train']} | {t['seconds_per_epoch']} | {t['run_overhead_s']} |" for t in tl]
     plan = d / "plan.txt"
     if plan.exists():
         lines += ["", "## bench plan, 5 seeds, full profile", ""]
@@ -522,6 +537,8 @@ def main(argv=None) -> int:
     pl.add_argument("--profile", default="full")
     pl.add_argument("--results", default="no-results", help="results directory (its finished runs are reused)")
     pl.add_argument("--throughput-dir", required=True)
+    pl.add_argument("--text-model", default=None,
+                    help="BERT rows fine-tune this encoder (e.g. random:bert-base-uncased: the paper's protocol)")
     pl.add_argument("--out", required=True)
     s = sub.add_parser("summary")
     s.add_argument("--dir", required=True)

@@ -197,8 +197,7 @@ def main(argv=None) -> int:
     date = _dt.date.today().isoformat()
     label = machine_label(args.device)
     out = Path(args.out)
-    dev_class = throughput.device_class(args.device)
-    kept = throughput.load(dev_class, out.parent) if out.name == f"{dev_class}.csv" else []
+    kept = throughput.load(out.stem, out.parent) if out.suffix == ".csv" else []  # the file's other lines
     new: list[throughput.Entry] = []
     confs = configurations(args.families.split(","), args.settings.split(","), budget,
                            args.methods.split(",") if args.methods else None)
