@@ -17,8 +17,9 @@ script, machine, date, note, text``
   where the number comes from (``scripts/measure_throughput.py``; on a GPU ``scripts/gpu_issue16.sh``).
 
 A lookup never invents a figure: a configuration without a line of its own is estimated only from a line of
-the same method and budget -- the same family in the other setting, or another family scaled by the number of
-training samples -- and says so; otherwise it is unknown.
+the same method, budget and text mode -- the same family in the other setting, another family in the same
+setting, else another family and setting, scaled by the number of training samples -- and says so; otherwise it
+is unknown.
 """
 
 from __future__ import annotations
@@ -148,6 +149,8 @@ def _pick(cands: list[Entry], family: str, setting: str):
     for e in cands:
         if e.setting == setting:
             return e, f"from {e.family}"
+    for e in cands:  # the same method and budget in another family and setting: the roughest estimate, said
+        return e, f"from {e.family}-{e.setting}"
     return None
 
 

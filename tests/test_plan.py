@@ -29,6 +29,9 @@ def test_lookup_scales_by_samples_and_falls_back_by_setting_then_family():
     assert other.per_epoch_s == 3.0 and other.how == "from unaligned"
     fam = throughput.lookup(entries, "lf_dnn", "mosei", "aligned", "compact", "compact", n_train=600)
     assert fam.per_epoch_s == pytest.approx(6.0) and fam.how.startswith("from mosi, scaled x3.00")
+    rough = throughput.lookup(entries, "tfn", "mosei", "aligned", "compact", "compact", n_train=800)
+    assert rough.per_epoch_s == pytest.approx(6.0)
+    assert rough.how == "from mosi-unaligned, scaled x2.00 by training samples"
     assert throughput.lookup(entries, "lf_dnn", "mosi", "aligned", "full", "full", n_train=400).per_epoch_s is None
     assert throughput.lookup(entries, "mult", "mosi", "aligned", "compact", "compact", 400).how == "unknown"
 
@@ -143,3 +146,20 @@ def test_a_throughput_file_without_the_text_column_is_all_features(tmp_path):
                     "measured,s,m,2026-12-04,n\n")
     (e,) = throughput.load("cpu", tmp_path)
     assert e.text == "features" and e.seconds_per_epoch == 0.5
+
+
+def test_the_measuring_script_never_trains_on_a_one_sample_last_batch():
+    """TFN/LMF's BatchNorm cannot train on a batch of one: scripts/measure_throughput.py drops that one sample
+    (a measurement-only change; the plan scales by training samples) and leaves other sizes alone."""
+    import importlib.util
+
+    from tests.helpers import make_bundle
+
+    spec = importlib.util.spec_from_file_location("measure_throughput",
+                                                  Path(__file__).resolve().parents[1] / "scripts/measure_throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    b = make_bundle(sizes=(33, 5, 5))
+    assert len(mod.no_single_tail(b, 32).train) == 32 and len(mod.no_single_tail(b, 16).train) == 32
+    assert len(mod.no_single_tail(b, 8).train) == 32 and len(mod.no_single_tail(b, 10).train) == 33
+    assert len(mod.no_single_tail(b, 32).splits["valid"]) == 5
