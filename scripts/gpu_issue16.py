@@ -463,8 +463,11 @@ def cmd_summary(args) -> int:
         if "skipped" in r:
             lines.append(f"| {r['method']} | | | | | | skipped: {r['skipped']} |")
         elif r.get("run", "").startswith("bench run"):
-            lines.append(f"| bench run --graphs auto vs off | | | equal: {r['equal']} | auto {r['auto']} | | "
-                         f"off {r['off']} |")
+            a, o = r.get("auto", {}), r.get("off", {})
+            lines.append(f"| bench run --graphs auto vs off | | | equal: {r['equal']} | test MAE "
+                         f"{a.get('test', {}).get('mae')} vs {o.get('test', {}).get('mae')} | "
+                         f"{a.get('model_static_step')} | {a.get('seconds')} s vs {o.get('seconds')} s "
+                         f"{a.get('error') or ''}{o.get('error') or ''} |")
         elif "method" in r:
             lines.append(f"| {r['method']} | {r['dropout']} | {r['adam']} | {r.get('max_abs_param_diff', '-')} | "
                          f"{r.get('max_abs_loss_diff', '-')} | {r.get('captured_sizes', '-')} | "
