@@ -49,7 +49,7 @@ fi
 # 1: captured step == loop step (decides which methods --graphs auto captures: bench/train/static_step.py
 #    CAPTURE_EQUAL); then `bench run` with --graphs auto vs off and a whole train_static vs train run
 # (recurrent models last: a packed LSTM may refuse capture; that is reported and the next case goes on)
-EQ="emoe,mult,emoe-paper,emoe+bert,tfn,lmf,lf_dnn,mfm,dmd,dmd+bert,misa,misa+bert,ef_lstm,mfn,graph_mfn"
+EQ="emoe,mult,emoe-paper,emoe+bert,tfn,lmf,lf_dnn,mfm,dmd,misa,misa+bert,ef_lstm,mfn,graph_mfn"
 run "1 equality: captured static step vs loop step" 75 $PY scripts/gpu_issue16.py equality --device $DEV $S \
   --methods "$EQ" --dropout on --adam default --json "$OUT/equality.json"
 
