@@ -478,7 +478,8 @@ def cmd_summary(args) -> int:
             lines.append(f"| whole run ({r['adam']}) | | | test MAE diff {r['test_mae_abs_diff']:.2e} | valid loop "
                          f"{r['valid_loss_loop']} static {r['valid_loss_static']} | {r.get('captured_sizes')} | "
                          f"loop {r['loop_s']} s, static {r['static_s']} s |")
-    lines += ["", "## (b) step time and GPU busy fraction, before (loop) -> after (static + graph + fused Adam)", "",
+    lines += ["", "## (b) step time and GPU busy fraction, before (loop) -> after (static step + graph; Adam: "
+              "adam_after in steps.json)", "",
               "| case | batch | before ms | busy | launches | after ms | busy | speed-up | note |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in rows("steps.json"):
