@@ -7,8 +7,8 @@
 ``results/throughput/cuda.csv`` (a re-measured line -- same method, family, setting, shapes, budget, exec mode, k,
 text -- replaces the old one; the rest are kept); sets ``CAPTURE_EQUAL`` in ``bench/train/static_step.py`` to the
 configurations whose captured step equalled the loop step bitwise in this run or were already in it, less those
-whose captured step differed in this run (so ``--graphs auto`` captures exactly the proven ones); writes ``docs/performance.md`` section 7 (before "Limits and known costs", which
-becomes 8) with the figures and ``bench plan`` totals for Tables 1-6 + Figure 4 at 5 seeds (full profile, paper
+whose captured step differed in this run (so ``--graphs auto`` captures exactly the proven ones); writes
+``docs/performance.md`` section 7 (before "Limits and known costs", which becomes 8) with the figures and ``bench plan`` totals for Tables 1-6 + Figure 4 at 5 seeds (full profile, paper
 protocol with a random bert-base), computed here from the merged throughput table with ``--exec auto`` and with
 ``--exec loop`` (the static step where ``--graphs auto`` captures).
 """
