@@ -4,13 +4,13 @@
     python scripts/gpu16b_to_docs.py --dir FILES --write    # do it
 
 ``--write``: copies the small files to ``docs/perf-h200/issue16b/``; merges the run's ``cuda.csv`` into
-``results/throughput/cuda.csv`` (a re-measured line -- same method, family, setting, shapes, budget, exec mode, k,
-text -- replaces the old one; the rest are kept); sets ``CAPTURE_EQUAL`` in ``bench/train/static_step.py`` to the
-configurations whose captured step equalled the loop step bitwise in this run or were already in it, less those
-whose captured step differed in this run (so ``--graphs auto`` captures exactly the proven ones); writes
-``docs/performance.md`` section 7 (before "Limits and known costs", which becomes 8) with the figures and ``bench plan`` totals for Tables 1-6 + Figure 4 at 5 seeds (full profile, paper
-protocol with a random bert-base), computed here from the merged throughput table with ``--exec auto`` and with
-``--exec loop`` (the static step where ``--graphs auto`` captures).
+``results/throughput/cuda.csv`` (a re-measured line -- same method, family, setting, shapes, budget, exec mode,
+k, text -- replaces the old one; the rest are kept); sets ``CAPTURE_EQUAL`` in ``bench/train/static_step.py``
+to the configurations whose captured step equalled the loop step bitwise in this run or were already in it,
+less those whose captured step differed in this run (``--graphs auto`` captures exactly the proven ones);
+writes ``docs/performance.md`` section 7 (before "Limits and known costs", which becomes 8) with the figures
+and the ``bench plan`` totals of Tables 1-6 + Figure 4 at 5 seeds (full profile, paper protocol with a random
+bert-base), computed here from the merged throughput table with ``--exec auto`` and with ``--exec loop``.
 """
 
 from __future__ import annotations
