@@ -31,8 +31,9 @@ def add_execution_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--graphs", choices=("auto", "on", "off"), default="auto",
                    help="loop runs: device-bound static step (CUDA graph of forward+backward per batch shape, no "
                         "per-step host sync; recorded). on: for every method that allows it, fused Adam (last-bit "
-                        "rounding differs); auto (default): on CUDA, for the methods whose captured step equals the "
-                        "loop step bitwise (EMOE, EMOE-paper, MulT), with torch's Adam -- the same numbers; off on CPU")
+                        "rounding differs); auto (default): on CUDA, for the configurations whose captured step "
+                        "equals the loop step bitwise (static_step.CAPTURE_EQUAL: EMOE, MulT, ...), with torch's "
+                        "Adam -- the same numbers; off on CPU")
     g.add_argument("--amp", choices=AMP_MODES, default="off",
                    help="bf16 autocast of forward and loss (changes the numbers; part of the run's config hash)")
     g.add_argument("--compile", action="store_true", help="torch.compile the forward / the vmapped step (recorded)")
