@@ -28,9 +28,12 @@ def add_execution_args(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("execution (docs/performance.md)")
     g.add_argument("--exec", dest="exec_mode", choices=EXEC_CHOICES, default=None, help=EXEC_HELP)
-    g.add_argument("--graphs", choices=("off", "on"), default="off",
-                   help="loop runs: device-bound static step (CUDA graph of forward+backward per batch shape, fused "
-                        "Adam, no per-step host sync; recorded). Default off")
+    g.add_argument("--graphs", choices=("auto", "on", "off"), default="auto",
+                   help="loop runs: device-bound static step (CUDA graph of forward+backward per batch shape, no "
+                        "per-step host sync; recorded). on: for every method that allows it, fused Adam (last-bit "
+                        "rounding differs); auto (default): on CUDA, for the configurations whose captured step "
+                        "equals the loop step bitwise (static_step.CAPTURE_EQUAL: EMOE, MulT, ...), with torch's "
+                        "Adam -- the same numbers; off on CPU")
     g.add_argument("--amp", choices=AMP_MODES, default="off",
                    help="bf16 autocast of forward and loss (changes the numbers; part of the run's config hash)")
     g.add_argument("--compile", action="store_true", help="torch.compile the forward / the vmapped step (recorded)")
@@ -63,7 +66,7 @@ def request_fields(args) -> dict:
     exec_mode = default_exec_mode(args)
     if args.workers and exec_mode not in ("procs", "auto"):
         raise UserError(f"--workers applies to --exec procs (got --exec {exec_mode})")
-    graphs = getattr(args, "graphs", "off")
+    graphs = getattr(args, "graphs", "auto")
     if graphs == "on" and exec_mode not in ("loop", "auto"):
         raise UserError(f"--graphs on applies to loop runs (--exec loop or auto), not --exec {exec_mode}")
     return {"exec_mode": exec_mode, "amp": args.amp, "compile": bool(args.compile), "workers": args.workers,

@@ -79,14 +79,23 @@ def plan_requests(labels: list[tuple[str, str]], requests: list, budget: str, en
         mode = req.exec_mode
         if mode == "auto":
             mode = autoexec.choose(cls, hp, bundle.info(), todo, device).mode if todo else "-"
-        if mode == "loop" and req.graphs == "on":
+        if mode == "loop" and graphs_used(req, cls, hp, device):
             mode = "loop+graphs"
         shapes = "full" if bundle.source == "real" else req.profile
         epochs, assumed = assumed_epochs(hp, assume)
         est = throughput.lookup(entries, req.method, bundle.family, bundle.setting, shapes, budget,
-                                len(bundle.train), exec_mode=mode, k=max(todo, 1))
+                                len(bundle.train), exec_mode=mode, k=max(todo, 1), text=throughput.text_key(hp))
         rows.append(PlanRow(label, setting, req.method, len(req.seeds), reused, mode, epochs, assumed, est))
     return rows
+
+
+def graphs_used(req, cls, hp, device) -> bool:
+    """Whether ``bench run`` would train this loop configuration with the static step (--graphs on / auto)."""
+    from bench.train.static_step import resolve_graphs
+
+    if req.amp != "off" or req.compile:
+        return req.graphs == "on"
+    return resolve_graphs(req.graphs, cls, hp, device)[0] == "on"
 
 
 def shape_bundle(req):
@@ -152,21 +161,23 @@ def table_plan(number: int | None, args, figure: int | None = None,
     from bench.config import parse_sets
     from bench.runner import RunRequest, resolve_device
     from bench.tables import budget, choose_settings, data_source, plan, require_table
+    from bench.text_encoder import text_choice
     from bench.train.seeding import seeds_from_arg
 
     source, data_root = data_source(args)
     size = budget(source, args.profile)
+    text = text_choice(args)
     if figure is not None:
         from bench.figures import default_seeds, plan_figure, require_figure
 
         fspec = require_figure(figure)
-        planned = plan_figure(fspec, source, size, parse_sets(args.sets))
+        planned = plan_figure(fspec, source, size, parse_sets(args.sets), text=text)
         n_seeds = default_seeds(fspec, source, size)
     else:
         from bench.tables import DEFAULT_TABLE_SEEDS
 
         spec, _ = choose_settings(require_table(number), None, source, data_root)
-        planned = plan(spec, source, size, parse_sets(args.sets))
+        planned = plan(spec, source, size, parse_sets(args.sets), text=text)
         n_seeds = DEFAULT_TABLE_SEEDS[source]
     seeds = seeds_from_arg(args.seeds, n_seeds)
     device = args.device if args.device.startswith("cuda") else resolve_device(args.device)  # no GPU needed
@@ -206,10 +217,13 @@ def add_plan_parser(sub, add_data_args) -> None:
                    help="execution mode to plan for (default: auto on cuda, loop on cpu)")
     p.add_argument("--assume-epochs", type=int, default=None,
                    help="epochs assumed for runs without an epoch cap (default 3 x the early-stopping patience)")
+    p.add_argument("--graphs", choices=("auto", "on", "off"), default="auto",
+                   help="static step (CUDA graphs) for loop runs, as for bench run (default auto); its rows use the "
+                        "loop+graphs throughput lines")
     p.add_argument("--throughput-dir", default=None, help="directory of <device>.csv (default results/throughput)")
-    add_data_args(p)
+    add_data_args(p)  # includes --text-model / --text (BERT rows: bert-base throughput lines)
     p.set_defaults(func=cmd_plan, force=False, amp="off", compile=False, workers=0, jobs=1, seeds_per_job=0,
-                   executor="local", graphs="off")
+                   executor="local")
 
 
 def cmd_plan(args) -> int:

@@ -92,7 +92,7 @@ class RunRequest:
     amp: str = "off"  # "bf16": autocast forward + loss (changes the numbers: part of the config hash)
     compile: bool = False  # torch.compile the forward / the vmapped step (recorded)
     workers: int = 0  # procs: concurrent processes (0 = one per seed)
-    graphs: str = "off"  # "on": device-bound static step for loop runs (bench/train/static_step.py)
+    graphs: str = "off"  # "on" / "auto": device-bound static step for loop runs (bench/train/static_step.py)
 
     def exec_options(self):
         from bench.train.multiseed import ExecOptions
@@ -182,6 +182,15 @@ def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str
     if opts.graphs == "on" and opts.exec_mode != "loop":
         log(f"[{label}] --graphs on applies to loop runs; this configuration runs {opts.exec_mode}")
         opts = dataclasses.replace(opts, graphs="off")
+    if opts.graphs == "auto":  # the static step where its capture is proven exact (static_step.CAPTURE_EQUAL)
+        from bench.train.static_step import resolve_graphs
+
+        use, adam = ("off", "fused")
+        if opts.exec_mode == "loop" and opts.amp == "off" and not opts.compile:
+            use, adam = resolve_graphs("auto", method_cls, hp, device)
+        opts = dataclasses.replace(opts, graphs=use, graphs_adam=adam)
+        if use == "on":
+            log(f"[{label}] --graphs auto: static step with CUDA graphs (torch's Adam: the loop path's numbers)")
     if opts.exec_mode == "loop" or len(todo) <= 1 and opts.exec_mode == "procs":
         for seed in todo:  # one at a time, each stored as soon as it finishes
             t0 = time.perf_counter()
@@ -229,7 +238,8 @@ def _train_one(method_cls, hp, bundle, seed, device, opts, label, progress, log=
             from bench.train.static_step import train_static
 
             return train_static(method_cls, hp, bundle, seed, device=device, capture=str(device).startswith("cuda"),
-                                on_epoch=on_epoch, log=lambda m: log(f"[{label} seed {seed}] {m}"))
+                                adam=opts.graphs_adam, on_epoch=on_epoch,
+                                log=lambda m: log(f"[{label} seed {seed}] {m}"))
         with _amp_errors(opts, label, device):
             return train(accelerated(method_cls, opts.amp, opts.compile), hp, bundle, seed, device=device,
                          on_epoch=on_epoch)

@@ -3,19 +3,23 @@
 ``results/throughput/<device class>.csv`` (``cpu``, ``cuda``), one line per measured configuration:
 
 ``method, family, setting, shapes, budget, exec_mode, k, n_train, seconds_per_epoch, run_overhead_s, status,
-script, machine, date, note``
+script, machine, date, note, text``
 
 * ``shapes``: the data's array shapes (``compact`` synthetic or ``full`` = the real files' shapes);
   ``budget``: the model budget (``compact`` table overrides or the methods' ``full`` configurations);
 * ``seconds_per_epoch``: one training + validation epoch of ``k`` seeds trained together with
   ``exec_mode`` (``loop``: k = 1); ``run_overhead_s``: building the model and the final valid/test
   evaluation of one run;
+* ``exec_mode``: ``loop``, ``vmap`` (k seeds in one ensemble) or ``loop+graphs`` (the static step, k = 1);
+  ``text``: ``features`` (frozen text features, also methods without a text encoder) or ``bert`` (the run
+  fine-tunes a bert-base-shaped BERT); a file without the column is all ``features``;
 * ``status``: ``measured`` or ``extrapolated`` (the note says from what); ``script``/``machine``/``date``:
   where the number comes from (``scripts/measure_throughput.py``; on a GPU ``scripts/gpu_issue16.sh``).
 
 A lookup never invents a figure: a configuration without a line of its own is estimated only from a line of
-the same method and budget -- the same family in the other setting, or another family scaled by the number of
-training samples -- and says so; otherwise it is unknown.
+the same method, budget and text mode -- the same family in the other setting, another family in the same
+setting, else another family and setting, scaled by the number of training samples -- and says so; otherwise it
+is unknown.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 COLUMNS = ("method", "family", "setting", "shapes", "budget", "exec_mode", "k", "n_train", "seconds_per_epoch",
-           "run_overhead_s", "status", "script", "machine", "date", "note")
+           "run_overhead_s", "status", "script", "machine", "date", "note", "text")
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "results" / "throughput"
 
 
@@ -46,6 +50,7 @@ class Entry:
     machine: str
     date: str
     note: str = ""
+    text: str = "features"
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,8 @@ def load(dev_class: str, directory: Path | None = None) -> list[Entry]:
         for row in csv.DictReader(f):
             out.append(Entry(**{**row, "k": int(row["k"]), "n_train": int(row["n_train"]),
                                 "seconds_per_epoch": float(row["seconds_per_epoch"]),
-                                "run_overhead_s": float(row.get("run_overhead_s") or 0.0)}))
+                                "run_overhead_s": float(row.get("run_overhead_s") or 0.0),
+                                "text": row.get("text") or "features"}))
     return out
 
 
@@ -99,12 +105,21 @@ def sources(entries: list[Entry]) -> list[str]:
     return seen
 
 
+def text_key(hp) -> str:
+    """The ``text`` column of a configuration: ``bert`` when it fine-tunes a BERT, else ``features``."""
+    from bench.text_encoder import uses_bert
+
+    return "bert" if uses_bert(hp) else "features"
+
+
 def lookup(entries: list[Entry], method: str, family: str, setting: str, shapes: str, budget: str,
-           n_train: int, exec_mode: str = "loop", k: int = 1) -> Estimate:
+           n_train: int, exec_mode: str = "loop", k: int = 1, text: str = "features") -> Estimate:
     """Per-epoch seconds for ``k`` seeds of one configuration trained with ``exec_mode`` (loop: k seeds one after
-    another = k x one seed). Falls back from the exact line to the other setting (same family) and then to
-    another family scaled by training samples; otherwise unknown."""
-    same = [e for e in entries if e.method == method and e.shapes == shapes and e.budget == budget]
+    another = k x one seed; loop+graphs without a line of its own: the loop line). Falls back from the exact line
+    to the other setting (same family) and then to another family scaled by training samples; otherwise unknown.
+    Lines of another ``text`` mode are never used (a BERT epoch is not a frozen-features epoch)."""
+    same = [e for e in entries if e.method == method and e.shapes == shapes and e.budget == budget
+            and e.text == text]
     if exec_mode != "loop":  # vmap (k seeds together) or loop+graphs (the static step, k = 1)
         group = [e for e in same if e.exec_mode == exec_mode and e.k == (1 if exec_mode == "loop+graphs" else k)]
         picked = _pick(group, family, setting)
@@ -119,7 +134,8 @@ def lookup(entries: list[Entry], method: str, family: str, setting: str, shapes:
         return Estimate(None, 0.0, "unknown")
     e, how = picked
     scale = n_train / e.n_train
-    note = _how(how, scale) + (f", {k} seeds one after another" if k > 1 else "")
+    note = (f"no {exec_mode} line: loop line, " if exec_mode == "loop+graphs" else "") + _how(how, scale) \
+        + (f", {k} seeds one after another" if k > 1 else "")
     return Estimate(k * e.seconds_per_epoch * scale, k * e.run_overhead_s, note, e)
 
 
@@ -133,6 +149,8 @@ def _pick(cands: list[Entry], family: str, setting: str):
     for e in cands:
         if e.setting == setting:
             return e, f"from {e.family}"
+    for e in cands:  # the same method and budget in another family and setting: the roughest estimate, said
+        return e, f"from {e.family}-{e.setting}"
     return None
 
 

@@ -134,10 +134,7 @@ def max_param_diff(a, b) -> tuple[float, str]:
 
 
 def cmd_equality(args) -> int:
-    from bench.data import load_dataset
-    from bench.registry import get_method
-    from bench.train.static_step import train_static
-    from bench.train.trainer import train
+    from bench.train.static_step import capture_key, static_blocker
 
     out = Rows(args.json, meta(args.device))
     n, bs = (21, 8) if args.smoke else (69, 16)  # 4 full batches and a tail of 5 (its own graph)
@@ -145,34 +142,68 @@ def cmd_equality(args) -> int:
     split = bundle.splits["train"]
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(args.device)
     batches = [perm[i:i + bs] for i in range(0, n, bs)]
-    for method in ("emoe", "mult", "emoe-paper"):
-        for dropout in (False, True):
-            cls, hp = config(method, args.smoke, batch_size=bs, grad_accum=1)
-            if not dropout:
-                hp = dataclasses.replace(hp, **no_dropout(hp))
-            ref, ref_losses = plain_steps(cls, hp, split, bundle.info(), 1111, batches, args.device)
-            for adam in ("default", "fused"):
+    if not args.no_runs:  # first: a capture failure further down cannot spoil them
+        try:
+            whole_runs(out, args)
+        except Exception as e:  # noqa: BLE001 - report and go on
+            out.add({"run": "whole runs", "error": f"{type(e).__name__}: {str(e)[:300]}"})
+    bert = "random:bert-mini" if args.smoke else args.bert_model
+    dropouts = {"on": (True,), "off": (False,), "both": (False, True)}[args.dropout]
+    for case in args.methods.split(","):
+        method, _, text = case.partition("+")
+        for dropout in dropouts:
+            extra = {"text_model": bert} if text == "bert" else {}
+            try:
+                cls, hp = config(method, args.smoke, batch_size=bs, grad_accum=1, **extra)
+                if static_blocker(cls):
+                    out.add({"method": case, "key": case, "skipped": static_blocker(cls)})
+                    break
+                if not dropout:
+                    hp = dataclasses.replace(hp, **no_dropout(hp))
+                ref, ref_losses = plain_steps(cls, hp, split, bundle.info(), 1111, batches, args.device)
+            except Exception as e:  # noqa: BLE001 - report and go on
+                out.add({"method": case, "dropout": dropout, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+                continue
+            for adam in args.adam.split(","):
                 try:
                     got, losses, rec = static_steps(cls, hp, split, bundle.info(), 1111, batches, args.device, adam)
                     diff, where = max_param_diff(got, ref)
-                    row = {"method": method, "dropout": dropout, "adam": adam, "steps": len(batches),
-                           "max_abs_param_diff": diff, "worst_param": where,
+                    row = {"method": case, "key": capture_key(cls, hp), "dropout": dropout, "adam": adam,
+                           "steps": len(batches), "max_abs_param_diff": diff, "worst_param": where,
                            "max_abs_loss_diff": max(abs(a - b) for a, b in zip(losses, ref_losses)),
                            "losses_loop": ref_losses, "losses_static": losses, **rec}
+                    del got
                 except Exception as e:  # noqa: BLE001 - report and go on
-                    row = {"method": method, "dropout": dropout, "adam": adam, "error": f"{type(e).__name__}: {e}"}
+                    row = {"method": case, "dropout": dropout, "adam": adam,
+                           "error": f"{type(e).__name__}: {str(e)[:300]}"}
                 out.add(row)
-    # a whole run: train_static (captured) vs train, 2 epochs of compact synthetic MOSI, Table 4's compact EMOE
+            del ref
+            if args.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    return 0
+
+
+def whole_runs(out, args) -> None:
+    """``bench run`` --graphs auto vs off, and a whole ``train_static`` (captured) vs ``train`` (2 epochs, compact
+    synthetic MOSI, Table 4's compact EMOE)."""
+    from bench.data import load_dataset
+    from bench.registry import get_method
+
+    EMOE_COMPACT = get_method("emoe").preset("compact")
+    from bench.train.static_step import train_static
+    from bench.train.trainer import train
+
     data = load_dataset("synthetic-mosi", "unaligned", profile="compact")
     if args.smoke:
         from tests.benchmarks.test_speed import _subset
 
         data = _subset(data, 37)
-    compact = get_method("emoe").preset("compact")
-    cls, hp = config("emoe", args.smoke, **{**compact, "max_epochs": "2", "early_stop": "10"})
-    for adam in ("default", "fused"):
-        t0 = time.perf_counter()
-        ref = train(cls, hp, data, 1111, device=args.device) if adam == "default" else ref
+    cls, hp = config("emoe", args.smoke, **{**EMOE_COMPACT, "max_epochs": "2", "early_stop": "10"})
+    runner_rows(out, data, args)
+    t0 = time.perf_counter()
+    ref = train(cls, hp, data, 1111, device=args.device)
+    loop_s = round(time.perf_counter() - t0, 2)
+    for adam in args.adam.split(","):
         t1 = time.perf_counter()
         got = train_static(cls, hp, data, 1111, device=args.device, capture=args.device.startswith("cuda"), adam=adam)
         t2 = time.perf_counter()
@@ -181,18 +212,49 @@ def cmd_equality(args) -> int:
                  "valid_loss_static": [r["valid"]["loss"] for r in got.history],
                  "test_mae_loop": ref.test["mae"], "test_mae_static": got.test["mae"],
                  "test_mae_abs_diff": abs(ref.test["mae"] - got.test["mae"]),
-                 "loop_s": round(t1 - t0, 2) if adam == "default" else None, "static_s": round(t2 - t1, 2),
+                 "loop_s": loop_s, "static_s": round(t2 - t1, 2),
                  **got.model_record["static_step"]})
-    return 0
+
+
+def runner_rows(out, data, args) -> None:
+    """What the default switch changes: ``bench run`` of one EMOE seed with ``--graphs auto`` (on CUDA: the static
+    step with torch's Adam) vs ``--graphs off`` -- every stored number must be equal."""
+    from bench.runner import RunRequest, run
+    from bench.registry import get_method
+
+    EMOE_COMPACT = get_method("emoe").preset("compact")
+
+    sets = {**(SMOKE_SIZES["emoe"] if args.smoke else {}), **{k: str(v) for k, v in EMOE_COMPACT.items()}}
+    res = {}
+    for graphs in ("off", "auto"):
+        lines = []
+        with tempfile.TemporaryDirectory() as tmp:
+            req = RunRequest(method="emoe", dataset="synthetic-mosi", setting="unaligned", seeds=[1111], epochs=2,
+                             out=tmp, device=args.device, exec_mode="loop", graphs=graphs, overrides=sets)
+            t0 = time.perf_counter()
+            try:
+                (rec,) = run(req, bundle=data, log=lines.append, progress=False)
+                res[graphs] = {"test": rec.result["test"], "valid": rec.result.get("valid"),
+                               "model_static_step": rec.result.get("model", {}).get("static_step"),
+                               "seconds": round(time.perf_counter() - t0, 2), "log": [ln for ln in lines
+                                                                                     if "--graphs" in ln]}
+            except Exception as e:  # noqa: BLE001
+                res[graphs] = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+    same = "error" not in res["off"] and "error" not in res["auto"] and res["off"]["test"] == res["auto"]["test"] \
+        and res["off"]["valid"] == res["auto"]["valid"]
+    out.add({"run": "bench run --graphs auto vs off", "equal": same, **res})
 
 
 # ------------------------------------------------------------------------------------ (b) steps
+BERT_BASE = {"text_model": "random:bert-base-uncased"}  # BertConfig's default sizes, random weights (no download)
 STEP_CASES = (  # label, method, profile, overrides
     ("emoe features full", "emoe", "full", {}),
     ("emoe features compact", "emoe", "compact", {}),
     ("mult full", "mult", "full", {}),
     ("mult compact", "mult", "compact", {}),
-    ("emoe bert full", "emoe", "full", {"text_mode": "bert", "text_model": "random:bert-base-uncased"}),
+    ("emoe bert full", "emoe", "full", BERT_BASE),
+    ("misa bert full", "misa", "full", BERT_BASE),
+    ("self_mm bert full", "self_mm", "full", BERT_BASE),
     ("misa full", "misa", "full", {}),
     ("self_mm full", "self_mm", "full", {}),
 )
@@ -231,13 +293,15 @@ def cmd_steps(args) -> int:
     from bench.train.static_step import static_blocker, static_stepper
 
     out = Rows(args.json, meta(args.device))
-    steps, warm = (2, 1) if args.smoke else (args.steps, 3)
+    steps, warm = (2, 1) if args.smoke else (args.steps, args.warmup)
     only = set(args.cases.split(",")) if args.cases else None
-    for label, method, profile, extra in STEP_CASES:
-        if only and label not in only:
-            continue
+    cases = [c for c in STEP_CASES if not only or c[0] in only]
+    if only:  # in the order given
+        cases.sort(key=lambda c: args.cases.split(",").index(c[0]))
+    for label, method, profile, extra in cases:
         if args.smoke and "bert" in label:
             extra = {**extra, "text_model": "random:bert-mini"}
+        from bench.text_encoder import uses_bert
         try:
             cls, hp = config(method, args.smoke, **extra)
             bs = hp.batch_size
@@ -251,13 +315,13 @@ def cmd_steps(args) -> int:
                 before(split, idx[i])
             b = profile_steps(functools.partial(before, split), idx[warm:], args.device, steps)
             del before
-            row = {"case": label, "batch_size": bs, "before": b}
+            row = {"case": label, "batch_size": bs, "bert": uses_bert(hp), "adam_after": args.adam, "before": b}
             why = static_blocker(cls)
             if why:
                 row["after"] = {"skipped": why}
             else:
                 after = static_stepper(cls, hp, split, bundle.info(), 1111, args.device,
-                                       capture=args.device.startswith("cuda"), adam="fused")
+                                       capture=args.device.startswith("cuda"), adam=args.adam)
                 for i in range(warm):
                     after(idx[i])
                 a = profile_steps(after, idx[warm:], args.device, steps)
@@ -366,12 +430,16 @@ def cmd_plan(args) -> int:
 
     from bench.cli import main as bench_main
 
+    text = ["--text-model", args.text_model] if args.text_model else []
     with open(args.out, "w") as f:
         for target in PLAN_TARGETS:
+            if text and "--set" in target:  # --text-model already gives Table 3's BERT rows their encoder
+                target = target[:2]
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
                 code = bench_main(["plan", *target, "--seeds", f"{args.seeds}x", "--device", args.device, "--profile",
-                                   args.profile, "--out", args.results, "--throughput-dir", args.throughput_dir])
+                                   args.profile, "--out", args.results, "--throughput-dir", args.throughput_dir,
+                                   *text])
             f.write(buf.getvalue() + (f"(exit {code})\n" if code else "") + "\n")
             f.flush()
             lines = buf.getvalue().splitlines()
@@ -396,15 +464,26 @@ def cmd_summary(args) -> int:
               "| method | dropout | adam | max abs param diff | max abs loss diff | graphs | error |",
               "|---|---|---|---|---|---|---|"]
     for r in rows("equality.json"):
-        if "method" in r:
+        if "skipped" in r:
+            lines.append(f"| {r['method']} | | | | | | skipped: {r['skipped']} |")
+        elif r.get("run", "").startswith("bench run"):
+            a, o = r.get("auto", {}), r.get("off", {})
+            lines.append(f"| bench run --graphs auto vs off | | | equal: {r['equal']} | test MAE "
+                         f"{a.get('test', {}).get('mae')} vs {o.get('test', {}).get('mae')} | "
+                         f"{a.get('model_static_step')} | {a.get('seconds')} s vs {o.get('seconds')} s "
+                         f"{a.get('error') or ''}{o.get('error') or ''} |")
+        elif "method" in r:
             lines.append(f"| {r['method']} | {r['dropout']} | {r['adam']} | {r.get('max_abs_param_diff', '-')} | "
                          f"{r.get('max_abs_loss_diff', '-')} | {r.get('captured_sizes', '-')} | "
                          f"{r.get('error') or r.get('capture_error') or ''} |")
+        elif "error" in r:
+            lines.append(f"| {r.get('run')} | | | | | | {r['error'][:120]} |")
         else:
             lines.append(f"| whole run ({r['adam']}) | | | test MAE diff {r['test_mae_abs_diff']:.2e} | valid loop "
                          f"{r['valid_loss_loop']} static {r['valid_loss_static']} | {r.get('captured_sizes')} | "
                          f"loop {r['loop_s']} s, static {r['static_s']} s |")
-    lines += ["", "## (b) step time and GPU busy fraction, before (loop) -> after (static + graph + fused Adam)", "",
+    lines += ["", "## (b) step time and GPU busy fraction, before (loop) -> after (static step + graph; Adam: "
+              "adam_after in steps.json)", "",
               "| case | batch | before ms | busy | launches | after ms | busy | speed-up | note |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in rows("steps.json"):
@@ -424,6 +503,17 @@ def cmd_summary(args) -> int:
         extra = (f", {r['auto_line']}" if r["auto_line"] else "") + (f", ERROR {r['error']}" if r["error"] else "")
         lines.append(f"- {r['profile']} {r['case']} ({r['epochs']} epochs): {r['wall_s']} s, modes "
                      f"{r['exec_modes']}{extra}")
+    tp = d / "cuda.csv"
+    if tp.exists():
+        import csv
+
+        with tp.open(newline="") as f:
+            tl = list(csv.DictReader(f))
+        lines += ["", f"## throughput ({len(tl)} lines in cuda.csv)", "",
+                  "| method | setting | exec | k | text | n_train | s/epoch | overhead s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {t['method']} | {t['setting']} | {t['exec_mode']} | {t['k']} | {t.get('text') or 'features'} | "
+                  f"{t['n_train']} | {t['seconds_per_epoch']} | {t['run_overhead_s']} |" for t in tl]
     plan = d / "plan.txt"
     if plan.exists():
         lines += ["", "## bench plan, 5 seeds, full profile", ""]
@@ -444,7 +534,17 @@ def main(argv=None) -> int:
         p.add_argument("--smoke", action="store_true", help="tiny sizes (a CPU check of the code paths)")
         p.add_argument("--json", default=None)
         p.add_argument("--threads", type=int, default=0)
+    eq = sub.choices["equality"]
+    eq.add_argument("--methods", default="emoe,mult,emoe-paper",
+                    help="comma list; METHOD+bert = with a random BERT (--bert-model)")
+    eq.add_argument("--dropout", choices=("on", "off", "both"), default="both")
+    eq.add_argument("--adam", default="default,fused", help="comma list of Adam kinds for the static step")
+    eq.add_argument("--bert-model", default="random:bert-base-uncased")
+    eq.add_argument("--no-runs", action="store_true", help="only the step comparisons (no whole runs)")
     sub.choices["steps"].add_argument("--steps", type=int, default=10)
+    sub.choices["steps"].add_argument("--warmup", type=int, default=3)
+    sub.choices["steps"].add_argument("--adam", default="fused", choices=("fused", "foreach", "default"),
+                                      help="the static step's Adam (default: what --graphs auto uses)")
     sub.choices["steps"].add_argument("--cases", default=None, help="comma list of case labels (default all)")
     sub.choices["naive"].add_argument("--full", action="store_true", help="also full MOSI shapes (1 round)")
     sub.choices["e2e"].add_argument("--k", type=int, default=5)
@@ -456,6 +556,8 @@ def main(argv=None) -> int:
     pl.add_argument("--profile", default="full")
     pl.add_argument("--results", default="no-results", help="results directory (its finished runs are reused)")
     pl.add_argument("--throughput-dir", required=True)
+    pl.add_argument("--text-model", default=None,
+                    help="BERT rows fine-tune this encoder (e.g. random:bert-base-uncased: the paper's protocol)")
     pl.add_argument("--out", required=True)
     s = sub.add_parser("summary")
     s.add_argument("--dir", required=True)

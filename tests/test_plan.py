@@ -29,6 +29,9 @@ def test_lookup_scales_by_samples_and_falls_back_by_setting_then_family():
     assert other.per_epoch_s == 3.0 and other.how == "from unaligned"
     fam = throughput.lookup(entries, "lf_dnn", "mosei", "aligned", "compact", "compact", n_train=600)
     assert fam.per_epoch_s == pytest.approx(6.0) and fam.how.startswith("from mosi, scaled x3.00")
+    rough = throughput.lookup(entries, "tfn", "mosei", "aligned", "compact", "compact", n_train=800)
+    assert rough.per_epoch_s == pytest.approx(6.0)
+    assert rough.how == "from mosi-unaligned, scaled x2.00 by training samples"
     assert throughput.lookup(entries, "lf_dnn", "mosi", "aligned", "full", "full", n_train=400).per_epoch_s is None
     assert throughput.lookup(entries, "mult", "mosi", "aligned", "compact", "compact", 400).how == "unknown"
 
@@ -98,3 +101,65 @@ def test_the_shape_only_bundle_has_the_generated_bundles_config_hash(dataset, se
     real, shell = load_bundle(req), shape_bundle(req)
     assert run_spec(req, shell)[1].config_hash == run_spec(req, real)[1].config_hash
     assert shell.info() == real.info() and len(shell.train) == len(real.train)
+
+
+def test_graphs_lines_are_used_where_the_run_would_capture(tmp_path, capsys):
+    """On CUDA, --graphs auto (the default) captures EMOE loop runs: the plan reads the loop+graphs line; with
+    --graphs off it reads the loop line; a missing loop+graphs line falls back to the loop line, said aloud."""
+    tdir = tmp_path / "tp"
+    lines = [_entry("emoe", spe=1.0), _entry("emoe", exec_mode="loop+graphs", spe=0.25, overhead=1.0)]
+    throughput.write(lines, tdir / "cuda.csv")
+    base = ["plan", "--table", "5", "--device", "cuda", "--seeds", "2x", "--exec", "loop", "--out",
+            str(tmp_path / "r"), "--throughput-dir", str(tdir)]
+    assert main(base) == 0
+    text = capsys.readouterr().out
+    # 3 rows x 2 seeds x (20 epochs x 0.25 s + 1 s) = 36 s
+    assert " loop+graphs " in text and "estimated wall time on cuda: 36 s" in text
+    assert main([*base, "--graphs", "off"]) == 0
+    assert "estimated wall time on cuda: 2 min 00 s" in capsys.readouterr().out  # 3 x 2 x 20 x 1.0 s
+    throughput.write(lines[:1], tdir / "cuda.csv")
+    assert main(base) == 0
+    text = capsys.readouterr().out
+    assert "no loop+graphs line: loop line" in text and "estimated wall time on cuda: 2 min 00 s" in text
+
+
+def test_bert_runs_read_only_bert_lines(tmp_path, capsys):
+    """--text-model puts EMOE on a BERT: the plan then needs a text=bert line and never uses a features line."""
+    tdir = tmp_path / "tp"
+    throughput.write([_entry("emoe", spe=1.0)], tdir / "cpu.csv")
+    base = ["plan", "--table", "4", "--device", "cpu", "--seeds", "1x", "--out", str(tmp_path / "r"),
+            "--throughput-dir", str(tdir), "--text-model", "random:bert-base-uncased"]
+    assert main(base) == 0
+    assert "unknown for 4 configuration(s) (emoe: no throughput line)" in capsys.readouterr().out
+    bert = throughput.Entry("emoe", "mosi", "aligned", "compact", "compact", "loop", 1, 400, 3.0, 0.0, **SRC,
+                            text="bert")
+    throughput.write([_entry("emoe", spe=1.0), bert], tdir / "cpu.csv")
+    assert main(base) == 0
+    # 4 rows x 1 seed x 20 epochs x 3 s = 240 s
+    assert "estimated wall time on cpu: 4 min 00 s" in capsys.readouterr().out
+
+
+def test_a_throughput_file_without_the_text_column_is_all_features(tmp_path):
+    path = tmp_path / "cpu.csv"
+    path.write_text("method,family,setting,shapes,budget,exec_mode,k,n_train,seconds_per_epoch,run_overhead_s,"
+                    "status,script,machine,date,note\nlf_dnn,mosi,aligned,compact,compact,loop,1,400,0.5,0.1,"
+                    "measured,s,m,2026-12-04,n\n")
+    (e,) = throughput.load("cpu", tmp_path)
+    assert e.text == "features" and e.seconds_per_epoch == 0.5
+
+
+def test_the_measuring_script_never_trains_on_a_one_sample_last_batch():
+    """TFN/LMF's BatchNorm cannot train on a batch of one: scripts/measure_throughput.py drops that one sample
+    (a measurement-only change; the plan scales by training samples) and leaves other sizes alone."""
+    import importlib.util
+
+    from tests.helpers import make_bundle
+
+    spec = importlib.util.spec_from_file_location("measure_throughput",
+                                                  Path(__file__).resolve().parents[1] / "scripts/measure_throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    b = make_bundle(sizes=(33, 5, 5))
+    assert len(mod.no_single_tail(b, 32).train) == 32 and len(mod.no_single_tail(b, 16).train) == 32
+    assert len(mod.no_single_tail(b, 8).train) == 32 and len(mod.no_single_tail(b, 10).train) == 33
+    assert len(mod.no_single_tail(b, 32).splits["valid"]) == 5

@@ -105,3 +105,43 @@ def test_graphs_on_refuses_amp_and_vmap(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not combine with --amp" in err and "not --exec vmap" in err
 
+
+
+@pytest.mark.parametrize("graphs,method,device,text,expected", [
+    ("auto", "emoe", "cuda", None, ("on", "default")),  # proven bitwise: captured with torch's Adam
+    ("auto", "mult", "cuda:0", None, ("on", "default")),
+    ("auto", "emoe", "cpu", None, ("off", "fused")),  # never on CPU: CPU numbers stay as they were
+    ("auto", "emoe", "cuda", "random:bert-mini", ("off", "fused")),  # BERT mode: its own key, emoe+bert
+    ("auto", "lf_dnn", "cuda", None, ("off", "fused")),  # not in the proven set
+    ("auto", "self_mm", "cuda", None, ("off", "fused")),  # per-step hooks
+    ("on", "lf_dnn", "cpu", None, ("on", "fused")),  # explicit: as requested, fused Adam
+    ("off", "emoe", "cuda", None, ("off", "fused")),
+])
+def test_graphs_switch_resolution(graphs, method, device, text, expected, monkeypatch):
+    from bench.registry import get_method
+    from bench.train import static_step
+    from bench.train.static_step import resolve_graphs
+
+    # the proven set grows with GPU evidence (scripts/gpu16b_to_docs.py); the rule is tested on a fixed one
+    monkeypatch.setattr(static_step, "CAPTURE_EQUAL", frozenset({"emoe", "mult"}))
+
+    cls = get_method(method)
+    hp = cls.default_hparams("mosi", "unaligned")
+    if text:
+        import dataclasses
+
+        hp = dataclasses.replace(hp, text_model=text)
+    assert resolve_graphs(graphs, cls, hp, device) == expected
+
+
+def test_graphs_auto_on_cpu_trains_the_loop_path(tmp_path):
+    """The CLI default (--graphs auto) on CPU: no static step is recorded."""
+    from bench.cli import main
+
+    assert main(["run", "--method", "lf_dnn", "--dataset", "synthetic-mosi", "--setting", "aligned", "--epochs", "1",
+                 "--seeds", "1111", "--out", str(tmp_path), "--quiet", "--threads", "1", "--device", "cpu",
+                 "--set", "batch_size=64"]) == 0
+    import json
+
+    (res,) = [json.loads(p.read_text()) for p in tmp_path.rglob("result.json")]
+    assert "static_step" not in res["provenance"]["execution"] and "static_step" not in res.get("model", {})

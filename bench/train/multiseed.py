@@ -83,14 +83,16 @@ class ExecOptions:
     compile: bool = False
     workers: int = 0  # procs: concurrent processes (0 = one per seed)
     threads_per_worker: int = 0  # procs: torch threads in each worker (0 = cores / workers)
-    # "on": the loop path's device-bound static step (bench/train/static_step.py: CUDA graphs, fused Adam)
+    # "on": the loop path's device-bound static step (bench/train/static_step.py: CUDA graphs, fused Adam);
+    # "auto": per configuration (static_step.resolve_graphs), the runner replaces it by "on"/"off" + graphs_adam
     graphs: str = "off"
+    graphs_adam: str = "fused"  # the static step's Adam: fused (--graphs on) or default (--graphs auto: exact)
 
     def validate(self) -> None:
         if self.exec_mode not in EXEC_CHOICES:
             raise UserError(f"--exec {self.exec_mode!r}: expected one of {', '.join(EXEC_CHOICES)}")
-        if self.graphs not in ("off", "on"):
-            raise UserError(f"--graphs {self.graphs!r}: expected off or on")
+        if self.graphs not in ("off", "on", "auto"):
+            raise UserError(f"--graphs {self.graphs!r}: expected off, on or auto")
         if self.graphs == "on" and (self.amp != "off" or self.compile):
             raise UserError("--graphs on captures the float32 eager step; it does not combine with --amp or "
                             "--compile (torch.compile mode=reduce-overhead makes its own graphs)")

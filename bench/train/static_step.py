@@ -42,7 +42,34 @@ from bench.train.seeding import seed_everything
 from bench.train.trainer import TrainOutcome, _is_better, evaluate
 
 ADAM_KINDS = ("fused", "foreach", "default")
-GRAPH_MODES = ("off", "on")
+GRAPH_MODES = ("off", "on", "auto")
+
+# Configurations whose captured step (torch's default Adam) equalled the loop step bitwise on a GPU
+# (scripts/gpu_issue16.py equality; docs/performance.md §6/§7): ``--graphs auto`` captures exactly these.
+# Key: the method's registry name, with "+bert" when the run fine-tunes a BERT (bench.text_encoder.uses_bert).
+CAPTURE_EQUAL = frozenset({"emoe", "emoe-paper", "mult"})
+
+
+def capture_key(method_cls: type[Method], hp) -> str:
+    """The :data:`CAPTURE_EQUAL` key of a configuration: method name, "+bert" when a BERT runs."""
+    from bench.text_encoder import uses_bert
+
+    name = getattr(method_cls, "name", method_cls.__name__)
+    return f"{name}+bert" if uses_bert(hp) else name
+
+
+def resolve_graphs(graphs: str, method_cls: type[Method], hp, device) -> tuple[str, str]:
+    """``--graphs`` for one configuration -> ("on" | "off", Adam kind). ``on``: the static step with fused
+    Adam (as requested). ``auto``: the static step with torch's default Adam -- the loop path's numbers bitwise --
+    on CUDA for the configurations in :data:`CAPTURE_EQUAL`; off elsewhere (always off on CPU)."""
+    if graphs not in GRAPH_MODES:
+        raise UserError(f"--graphs {graphs!r}: expected one of {', '.join(GRAPH_MODES)}")
+    if graphs == "on":
+        return "on", "fused"
+    if graphs == "auto" and str(device).startswith("cuda") and static_blocker(method_cls) is None \
+            and capture_key(method_cls, hp) in CAPTURE_EQUAL:
+        return "on", "default"
+    return "off", "fused"
 
 
 def static_blocker(method_cls: type[Method]) -> str | None:
