@@ -219,8 +219,8 @@ def whole_runs(out, args) -> None:
 def runner_rows(out, data, args) -> None:
     """What the default switch changes: ``bench run`` of one EMOE seed with ``--graphs auto`` (on CUDA: the static
     step with torch's Adam) vs ``--graphs off`` -- every stored number must be equal."""
-    from bench.runner import RunRequest, run
     from bench.registry import get_method
+    from bench.runner import RunRequest, run
 
     EMOE_COMPACT = get_method("emoe").preset("compact")
 
