@@ -47,7 +47,8 @@ GRAPH_MODES = ("off", "on", "auto")
 # Configurations whose captured step (torch's default Adam) equalled the loop step bitwise on a GPU
 # (scripts/gpu_issue16.py equality; docs/performance.md §6/§7): ``--graphs auto`` captures exactly these.
 # Key: the method's registry name, with "+bert" when the run fine-tunes a BERT (bench.text_encoder.uses_bert).
-CAPTURE_EQUAL = frozenset({"emoe", "emoe-paper", "mult"})
+CAPTURE_EQUAL = frozenset({"dmd", "emoe", "emoe+bert", "emoe-paper", "graph_mfn", "lf_dnn", "lmf", "mfm", "mfn", "mult",
+                           "tfn"})
 
 
 def capture_key(method_cls: type[Method], hp) -> str:
