@@ -35,24 +35,21 @@ import copy
 import dataclasses
 import functools
 import hashlib
-import math
 import multiprocessing as mp
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from bench.data.tensors import DatasetBundle, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
-from bench.metrics import HIGHER_IS_BETTER, compute_metrics
-from bench.train.guards import check_loss, check_stepped, guarded_term, method_label
+from bench.train.evaluation import batches, evaluate, split_metrics
+from bench.train.guards import check_loss, check_stepped  # noqa: F401 - tests switch the guards off here and in trainer
 from bench.train.seeding import seed_everything
-from bench.train.trainer import TrainOutcome, _batches, _is_better, evaluate, train
+from bench.train.trainer import TrainOutcome, run_epochs, train
 
 EXEC_MODES = ("loop", "vmap", "procs")
 # what --exec accepts: "auto" picks one of EXEC_MODES per configuration (bench/train/autoexec.py)
@@ -410,7 +407,7 @@ class VmapEnsemble:
         self.template.eval()
         preds, sums, means = [], [], []
         extras: dict[str, list] = {}
-        for idx in _batches(len(split), batch_size):
+        for idx in batches(len(split), batch_size):
             bt = split.take(idx.to(split.labels.device)).tensors()
             pred, per_sample, ex = self._eval(self.params, self.buffers, bt)
             preds.append(pred.detach().float())
@@ -424,23 +421,14 @@ class VmapEnsemble:
         return out
 
     def evaluate(self, split: Split, batch_size: int, val_loss_mode: str = "sample_mean") -> list[dict]:
-        """:func:`bench.train.trainer.evaluate`'s metrics for every member."""
+        """:func:`bench.train.evaluation.evaluate`'s metrics for every member."""
         res = self.predict(split, batch_size)
-        task = self.template.info.task
         labels = split.labels.cpu().numpy()
         pred = res["pred"].cpu()
         sums = res["loss_sums"].double().cpu().numpy()
         means = res["loss_means"].double().cpu().numpy()
-        out = []
-        for k in range(self.size):
-            p_np = pred[k].numpy() if task == "classification" else pred[k].reshape(-1).numpy()
-            metrics = compute_metrics(task, p_np, labels)
-            if val_loss_mode == "batch_mean_4dp":
-                metrics["loss"] = round(float(np.mean(means[k])), 4)
-            else:
-                metrics["loss"] = float(sums[k].sum()) / len(split)
-            out.append(metrics)
-        return out
+        return [split_metrics(self.template.info.task, pred[k], labels, float(sums[k].sum()), means[k],
+                              val_loss_mode)[0] for k in range(self.size)]
 
     # ------------------------------------------------------------------ members
     @torch.no_grad()
@@ -472,124 +460,90 @@ class VmapEnsemble:
 
 
 # ------------------------------------------------------------------------------------ vmap training
+class _EnsembleMembers:
+    """A :class:`VmapEnsemble` as the epoch loop's :class:`~bench.train.members.Members` (member ``k`` =
+    ``seeds[k]``; its position in the stack shifts as finished members leave)."""
+
+    sums_on_host = False
+
+    def __init__(self, method_cls, hp: TrainHParams, bundle: DatasetBundle, seeds: Sequence[int], device,
+                 amp: str, compile: bool):
+        self.device = torch.device(device)
+        self.data = bundle.to(self.device)
+        self.ens = VmapEnsemble(method_cls, hp, bundle.info(), seeds, self.device, amp=amp, compile=compile)
+        self.method_cls, self.hp, self.seeds = method_cls, hp, list(self.ens.seeds)
+        self.train_split = self.data.splits["train"]
+        self.eval_bs = hp.eval_batch_size or hp.batch_size
+        self.active = list(range(len(self.seeds)))
+        self.lr_views: dict[int, torch.optim.Optimizer] = {}
+
+    def _pos(self, k: int) -> int:
+        return self.active.index(k)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Nothing per epoch: vmap refuses methods with epoch hooks; forward_backward sets training mode."""
+
+    def batch_order(self, perms: list[torch.Tensor]) -> torch.Tensor:
+        return torch.stack(perms).to(self.device)
+
+    def zero_grad(self) -> None:
+        self.ens.zero_grad()
+
+    def forward_backward(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = self.ens.forward_backward(self.train_split, idx)
+        if self.hp.grad_clip_value > 0 and self.hp.grad_clip_at == "backward":
+            self.ens.clip_grad_value(self.hp.grad_clip_value)
+        return terms
+
+    def step(self) -> None:
+        self.ens.step()
+
+    def validate(self) -> list[dict]:
+        return self.ens.evaluate(self.data.splits["valid"], self.eval_bs, self.hp.val_loss)
+
+    def snapshot(self, k: int) -> dict[str, torch.Tensor]:
+        return self.ens.member_state(self._pos(k))
+
+    def end_epoch(self, k: int, epoch: int, valid: dict, improved: bool) -> None:
+        """vmap refuses methods that override on_epoch_end."""
+
+    def lr_holder(self, k: int) -> torch.optim.Optimizer:
+        """A stand-in optimiser with member ``k``'s learning rate per group (the scheduler's target)."""
+        if k not in self.lr_views:
+            pos = self._pos(k)
+            self.lr_views[k] = torch.optim.SGD([{"params": [torch.zeros(1)], "lr": g["lr"][pos]}
+                                                for g in self.ens.optimizer.groups])
+        return self.lr_views[k]
+
+    def lrs_changed(self, k: int) -> None:
+        pos = self._pos(k)
+        for g, view in zip(self.ens.optimizer.groups, self.lr_views[k].param_groups, strict=True):
+            g["lr"][pos] = view["lr"]
+
+    def lr(self, k: int) -> float:
+        groups = self.ens.optimizer.groups
+        return groups[0]["lr"][self._pos(k)] if groups else self.hp.learning_rate
+
+    def retire(self, still: list[int]) -> None:
+        if still and len(still) < len(self.active):
+            self.ens.keep([self._pos(k) for k in still])
+        self.active = list(still)
+
+    def restore(self, k: int, state: dict[str, torch.Tensor]) -> Method:
+        return self.ens.load_into_template(state)
+
+    def evaluate(self, model: Method, split: str, export: bool) -> tuple[dict, dict]:
+        keys = self.method_cls.export_keys if export else ()
+        return evaluate(model, self.data.splits[split], self.eval_bs, self.hp.val_loss, export_keys=keys)
+
+    def record(self, model: Method) -> dict:
+        return copy.deepcopy(model.record())  # one template serves every member
+
+
 def _train_vmap(method_cls, hp: TrainHParams, bundle: DatasetBundle, seeds: Sequence[int], device,
                 amp: str, compile: bool, on_epoch: Callable[[int, dict], None] | None) -> list[TrainOutcome]:
-    device = torch.device(device)
-    data = bundle.to(device)
-    ens = VmapEnsemble(method_cls, hp, bundle.info(), seeds, device, amp=amp, compile=compile)
-    seeds = list(ens.seeds)
-    K = len(seeds)
-    # per-member state, indexed by the member's position in ``seeds``
-    gens = [torch.Generator().manual_seed(s) for s in seeds]
-    plateau = []
-    for _ in seeds:
-        if hp.plateau_patience > 0:
-            dummy = torch.optim.SGD([{"params": [torch.zeros(1)], "lr": g["lr"][0]} for g in ens.optimizer.groups])
-            plateau.append((dummy, torch.optim.lr_scheduler.ReduceLROnPlateau(
-                dummy, mode="min", factor=hp.plateau_factor, patience=hp.plateau_patience)))
-        else:
-            plateau.append(None)
-    select_on = hp.select_on
-    higher = HIGHER_IS_BETTER.get(select_on, False)
-    best_value = [-math.inf if higher else math.inf] * K
-    best_epoch = [0] * K
-    best_state: list[dict | None] = [None] * K
-    final_state: list[dict | None] = [None] * K
-    history: list[list[dict]] = [[] for _ in seeds]
-    stopped = [""] * K
-    epochs_run = [0] * K
-    n_steps = [0] * K
-    active = list(range(K))  # member ids, in the order of the ensemble's stack
-    eval_bs = hp.eval_batch_size or hp.batch_size
-    train_split = data.splits["train"]
-    n = len(train_split)
-    accum = max(1, hp.grad_accum)
-    label = method_label(method_cls)
-    epoch = 0
-
-    while active:
-        epoch += 1
-        t0 = time.perf_counter()
-        perms = torch.stack([torch.randperm(n, generator=gens[k]) for k in active]).to(device)
-        term_sums: dict[str, torch.Tensor] = {}
-        n_batches = pending = steps = 0
-        for start in range(0, n, hp.batch_size):
-            if pending == 0:
-                ens.zero_grad()
-            terms = ens.forward_backward(train_split, perms[:, start:start + hp.batch_size])
-            if hp.grad_clip_value > 0 and hp.grad_clip_at == "backward":
-                ens.clip_grad_value(hp.grad_clip_value)
-            pending += 1
-            n_batches += 1
-            for name, v in terms.items():
-                v = v.detach().double()
-                term_sums[name] = term_sums[name] + v if name in term_sums else v
-            if pending == accum:
-                ens.step()
-                steps += 1
-                pending = 0
-        if pending and not hp.grad_accum_drop_tail:
-            ens.step()
-            steps += 1
-        if epoch == 1:
-            check_stepped(steps, method=label, seed=",".join(map(str, seeds)), n_train=n,
-                          batch_size=hp.batch_size, grad_accum=accum)
-        valid = ens.evaluate(data.splits["valid"], eval_bs, hp.val_loss)
-        seconds = time.perf_counter() - t0
-        sums_cpu = {name: v.cpu().tolist() for name, v in term_sums.items()}
-        still = []
-        for pos, k in enumerate(active):
-            # a member whose summed epoch loss is non-finite had a non-finite batch (NaN/inf propagate)
-            check_loss(sums_cpu[guarded_term(sums_cpu)][pos], which="training", method=label, seed=seeds[k],
-                       epoch=epoch)
-            check_loss(valid[pos]["loss"], which="validation", method=label, seed=seeds[k], epoch=epoch)
-            n_steps[k] += steps
-            vm = valid[pos]
-            value = vm[select_on]
-            improved = _is_better(value, best_value[k], higher)
-            if improved:
-                best_value[k], best_epoch[k] = value, epoch
-                best_state[k] = ens.member_state(pos)
-            lr0 = ens.optimizer.groups[0]["lr"][pos] if ens.optimizer.groups else hp.learning_rate
-            if plateau[k] is not None:
-                dummy, sched = plateau[k]
-                sched.step(vm["loss"])
-                for gi, g in enumerate(ens.optimizer.groups):
-                    g["lr"][pos] = dummy.param_groups[gi]["lr"]
-                lr0 = dummy.param_groups[0]["lr"]
-            row = {"epoch": epoch,
-                   "train": {name: s[pos] / max(n_batches, 1) for name, s in sums_cpu.items()},
-                   "valid": vm, "lr": lr0, "improved": improved, "seconds": seconds}
-            history[k].append(row)
-            if on_epoch is not None:
-                on_epoch(seeds[k], row)
-            if epoch - best_epoch[k] >= hp.early_stop:
-                stopped[k] = "early_stop"
-            elif hp.max_epochs and epoch >= hp.max_epochs:
-                stopped[k] = "max_epochs"
-            if stopped[k]:
-                epochs_run[k] = epoch
-                if best_state[k] is None:
-                    final_state[k] = ens.member_state(pos)
-            else:
-                still.append(pos)
-        active_next = [active[pos] for pos in still]
-        if active_next and len(active_next) < len(active):
-            ens.keep(still)
-        active = active_next
-
-    outcomes = []
-    for k in range(K):
-        model = ens.load_into_template(best_state[k] if best_state[k] is not None else final_state[k])
-        valid_best, _ = evaluate(model, data.splits["valid"], eval_bs, hp.val_loss)
-        test_metrics, test_outputs = evaluate(model, data.splits["test"], eval_bs, hp.val_loss,
-                                              export_keys=method_cls.export_keys)
-        outcomes.append(TrainOutcome(
-            history=history[k], best_epoch=best_epoch[k], epochs_run=epochs_run[k], stopped=stopped[k],
-            valid=valid_best, test=test_metrics, test_outputs=test_outputs, n_optimizer_steps=n_steps[k],
-            model_record=copy.deepcopy(model.record()),
-            n_parameters=sum(p.numel() for p in model.parameters())))
-    return outcomes
+    members = _EnsembleMembers(method_cls, hp, bundle, seeds, device, amp, compile)
+    return run_epochs(members, None if on_epoch is None else lambda k, row: on_epoch(members.seeds[k], row))
 
 
 # ------------------------------------------------------------------------------------ procs

@@ -28,9 +28,6 @@ equality with the loop path (``scripts/gpu_issue16.py equality``).
 
 from __future__ import annotations
 
-import copy
-import math
-import time
 from collections.abc import Callable
 
 import torch
@@ -39,7 +36,7 @@ from bench.data.tensors import DatasetBundle, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
 from bench.train.seeding import seed_everything
-from bench.train.trainer import TrainOutcome, _is_better, evaluate
+from bench.train.trainer import SingleModel, TrainOutcome, run_epochs
 
 ADAM_KINDS = ("fused", "foreach", "default")
 GRAPH_MODES = ("off", "on", "auto")
@@ -196,96 +193,48 @@ class StaticStep:
         return {"captured_sizes": sorted(self.graphs), "capture_error": self.capture_error}
 
 
+class StaticModel(SingleModel):
+    """:class:`~bench.train.trainer.SingleModel` stepped through a :class:`StaticStep` and ``make_adam``'s
+    optimiser; loss terms stay on the device until the epoch ends (no per-step host read)."""
+
+    sums_on_host = False
+
+    def __init__(self, method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, seed: int,
+                 device: str | torch.device = "cpu", capture: bool = False, adam: str = "fused",
+                 log: Callable[[str], None] | None = None):
+        self.capture, self.adam = bool(capture), adam
+        super().__init__(method_cls, hp, bundle, seed, device)
+        self.stepper = StaticStep(self.model, self.train_split, hp, capture=capture, log=log)
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return make_adam(self.model, self.adam)
+
+    def zero_grad(self) -> None:
+        self.stepper.zero_grad()
+
+    def forward_backward(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.stepper(idx)
+
+    def step(self) -> None:
+        _step(self.model, self.optimizer, self.hp)
+
+    def record(self, model: Method) -> dict:
+        return {**model.record(), "static_step": {"capture": self.capture, "adam": self.adam, **self.stepper.record()}}
+
+
 def train_static(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, seed: int,
                  device: str | torch.device = "cpu", capture: bool = False, adam: str = "fused",
                  on_epoch: Callable[[dict], None] | None = None, log: Callable[[str], None] | None = None,
                  ) -> TrainOutcome:
-    """:func:`bench.train.trainer.train` with the static step (module docstring). ``model_record`` gains
-    ``static_step`` (capture requested/achieved, graph sizes, Adam kind)."""
-    from bench.metrics import HIGHER_IS_BETTER
-
+    """:func:`bench.train.trainer.train` with the static step (module docstring): the same epoch loop
+    (:func:`bench.train.trainer.run_epochs`, guards included). ``model_record`` gains ``static_step``
+    (capture requested/achieved, graph sizes, Adam kind)."""
     why = static_blocker(method_cls)
     if why is not None:
         raise UserError(f"method {getattr(method_cls, 'name', method_cls.__name__)!r} cannot use the static "
                         f"step (--graphs on): {why}. Use --graphs off")
-    seed_everything(seed)
-    device = torch.device(device)
-    data = bundle.to(device)
-    model = method_cls(hp, bundle.info()).to(device)
-    optimizer = make_adam(model, adam)
-    scheduler = None
-    if hp.plateau_patience > 0:
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=hp.plateau_factor, patience=hp.plateau_patience)
-    order_gen = torch.Generator().manual_seed(seed)
-    eval_bs = hp.eval_batch_size or hp.batch_size
-    train_split = data.splits["train"]
-    stepper = StaticStep(model, train_split, hp, capture=capture, log=log)
-    higher = HIGHER_IS_BETTER.get(hp.select_on, False)
-    best_value = -math.inf if higher else math.inf
-    best_state, best_epoch, history, n_steps = None, 0, [], 0
-    epoch, stopped = 0, "early_stop"
-    accum = max(1, hp.grad_accum)
-    n = len(train_split)
-
-    while True:
-        epoch += 1
-        t0 = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n, generator=order_gen).to(device)
-        names: list[str] | None = None
-        sums = None
-        n_batches = pending = 0
-        for start in range(0, n, hp.batch_size):
-            if pending == 0:
-                stepper.zero_grad()
-            terms = stepper(perm[start:start + hp.batch_size])
-            if names is None:
-                names = list(terms)
-                sums = torch.zeros(len(names), dtype=torch.float64, device=device)
-            sums += torch.stack([terms[k].double() for k in names])
-            pending += 1
-            n_batches += 1
-            if pending == accum:
-                _step(model, optimizer, hp)
-                n_steps += 1
-                pending = 0
-        if pending and not hp.grad_accum_drop_tail:
-            _step(model, optimizer, hp)
-            n_steps += 1
-        valid_metrics, _ = evaluate(model, data.splits["valid"], eval_bs, hp.val_loss)
-        value = valid_metrics[hp.select_on]
-        improved = _is_better(value, best_value, higher)
-        if improved:
-            best_value, best_epoch = value, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        model.on_epoch_end(epoch, valid_metrics, improved, optimizer)
-        if scheduler is not None:
-            scheduler.step(valid_metrics["loss"])
-        totals = sums.tolist() if sums is not None else []
-        row = {"epoch": epoch, "train": {k: v / max(n_batches, 1) for k, v in zip(names or [], totals)},
-               "valid": valid_metrics, "lr": optimizer.param_groups[0]["lr"], "improved": improved,
-               "seconds": time.perf_counter() - t0}
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
-        if epoch - best_epoch >= hp.early_stop:
-            stopped = "early_stop"
-            break
-        if hp.max_epochs and epoch >= hp.max_epochs:
-            stopped = "max_epochs"
-            break
-
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    valid_best, _ = evaluate(model, data.splits["valid"], eval_bs, hp.val_loss)
-    test_metrics, test_outputs = evaluate(model, data.splits["test"], eval_bs, hp.val_loss,
-                                          export_keys=method_cls.export_keys)
-    record = {**model.record(), "static_step": {"capture": bool(capture), "adam": adam, **stepper.record()}}
-    return TrainOutcome(
-        history=history, best_epoch=best_epoch, epochs_run=epoch, stopped=stopped, valid=valid_best,
-        test=test_metrics, test_outputs=test_outputs, n_optimizer_steps=n_steps, model_record=record,
-        n_parameters=sum(p.numel() for p in model.parameters()))
+    members = StaticModel(method_cls, hp, bundle, seed, device, capture=capture, adam=adam, log=log)
+    return run_epochs(members, None if on_epoch is None else lambda _k, row: on_epoch(row))[0]
 
 
 def _step(model: Method, optimizer: torch.optim.Optimizer, hp: TrainHParams) -> None:

@@ -1,8 +1,15 @@
-"""One training loop for every method (the official EMOE/MMSA optimisation semantics, switchable).
+"""One training loop for every method and every execution path (the official EMOE/MMSA optimisation
+semantics, switchable).
+
+:func:`run_epochs` is the only epoch loop: batch order, summed gradient accumulation, the non-finite and
+no-step guards (bench/train/guards.py), model selection, ``ReduceLROnPlateau``, early stopping, the
+history row and the final evaluation are written here once, over a :class:`bench.train.members.Members`
+object that computes the steps (one eager model here; static/CUDA-graph steps in static_step.py; a vmap
+ensemble in multiseed.py).
 
 Selection uses the validation split only: the checkpoint with the best validation loss (or the
 configured ``select_on`` metric) is restored and the test split is evaluated exactly once. A
-non-finite loss or an epoch without an optimiser step stops training (bench/train/guards.py).
+non-finite loss or an epoch without an optimiser step stops training.
 """
 
 from __future__ import annotations
@@ -16,10 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from bench.data.tensors import DatasetBundle, Split
+from bench.data.tensors import DatasetBundle
 from bench.method import Method, TrainHParams
-from bench.metrics import compute_metrics
+from bench.metrics import HIGHER_IS_BETTER
+from bench.train.evaluation import evaluate
 from bench.train.guards import check_loss, check_stepped, guarded_term, method_label
+from bench.train.members import Members, TermSums
 from bench.train.seeding import seed_everything
 
 SELECTION_RULE = (
@@ -42,152 +51,205 @@ class TrainOutcome:
     n_parameters: int = 0
 
 
-def _batches(n: int, batch_size: int, order: torch.Tensor | None = None):
-    idx = order if order is not None else torch.arange(n)
-    for start in range(0, n, batch_size):
-        yield idx[start:start + batch_size]
-
-
-@torch.no_grad()
-def evaluate(model: Method, split: Split, batch_size: int, val_loss_mode: str = "sample_mean",
-             export_keys: tuple[str, ...] = ()) -> tuple[dict, dict[str, np.ndarray]]:
-    """Metrics + task loss on a split, in split order; returns (metrics, outputs as numpy)."""
-    model.eval()
-    device = next(iter(model.parameters())).device if any(True for _ in model.parameters()) else "cpu"
-    preds, extras = [], {k: [] for k in export_keys}
-    losses_sum, batch_means = 0.0, []
-    for idx in _batches(len(split), batch_size):
-        batch = split.take(idx.to(split.labels.device))
-        out = model(batch)
-        pred = out["pred"]
-        per_sample = model.task_loss(pred, batch.labels, reduction="none")
-        losses_sum += float(per_sample.sum())
-        batch_means.append(float(per_sample.mean()))
-        preds.append(pred.detach().float().cpu())
-        for k in export_keys:
-            if k in out and out[k] is not None:
-                extras[k].append(out[k].detach().float().cpu())
-    del device
-    pred_all = torch.cat(preds)
-    labels = split.labels.cpu()
-    task = model.info.task
-    p_np = pred_all.numpy() if task == "classification" else pred_all.reshape(-1).numpy()
-    metrics = compute_metrics(task, p_np, labels.numpy())
-    if val_loss_mode == "batch_mean_4dp":
-        metrics["loss"] = round(float(np.mean(batch_means)), 4)
-    else:
-        metrics["loss"] = losses_sum / len(split)
-    outputs = {"pred": p_np, "label": labels.numpy().copy()}  # a copy: never alias the dataset tensor
-    for k, v in extras.items():
-        if v:
-            outputs[k] = torch.cat(v).numpy()
-    return metrics, outputs
-
-
 def _is_better(value: float, best: float, higher: bool) -> bool:
     if math.isnan(value):
         return False
     return value >= best + 1e-6 if higher else value <= best - 1e-6
 
 
+# ------------------------------------------------------------------------------------ the loop
+def _train_epoch(members: Members, epoch: int, active: list[int], perms: list[torch.Tensor],
+                 label: str) -> tuple[TermSums, int, int]:
+    """One pass over the training split for every active member: (loss sums, batches, optimiser steps)."""
+    hp = members.hp
+    members.start_epoch(epoch)
+    order = members.batch_order(perms)
+    sums = TermSums(members.sums_on_host)
+    accum = max(1, hp.grad_accum)
+    n_batches = pending = steps = 0
+    for start in range(0, order.shape[-1], hp.batch_size):
+        if pending == 0:
+            members.zero_grad()
+        terms = members.forward_backward(order[..., start:start + hp.batch_size])
+        sums.add(terms)
+        pending += 1
+        n_batches += 1
+        if members.sums_on_host:  # the losses are on the host anyway: stop at the first bad batch, before its step
+            for k, value in zip(active, sums.current(guarded_term(terms))):
+                check_loss(value, which="training", method=label, seed=members.seeds[k], epoch=epoch)
+        if pending == accum:
+            members.step()
+            steps += 1
+            pending = 0
+    if pending and not hp.grad_accum_drop_tail:
+        members.step()
+        steps += 1
+    return sums, n_batches, steps
+
+
+def run_epochs(members: Members, on_epoch: Callable[[int, dict], None] | None = None) -> list[TrainOutcome]:
+    """Train every member to early stopping (or ``hp.max_epochs``), each with its own batch order,
+    plateau schedule, best-validation checkpoint and stopping epoch; then evaluate each selected
+    checkpoint on the validation and test splits. ``on_epoch(k, row)`` sees every history row."""
+    hp, seeds = members.hp, members.seeds
+    n_members = len(seeds)
+    label = method_label(members.method_cls)
+    higher = HIGHER_IS_BETTER.get(hp.select_on, False)
+    # Batch order has its own generator per member, so it does not depend on how much RNG the model consumed.
+    order_gens = [torch.Generator().manual_seed(s) for s in seeds]
+    plateau = [torch.optim.lr_scheduler.ReduceLROnPlateau(members.lr_holder(k), mode="min", factor=hp.plateau_factor,
+                                                          patience=hp.plateau_patience)
+               if hp.plateau_patience > 0 else None for k in range(n_members)]
+    best_value = [-math.inf if higher else math.inf] * n_members
+    best_epoch, n_steps, epochs_run = [0] * n_members, [0] * n_members, [0] * n_members
+    best_state: list[object] = [None] * n_members
+    stopped = [""] * n_members
+    history: list[list[dict]] = [[] for _ in seeds]
+    n_train = len(members.train_split)
+    active = list(range(n_members))
+    epoch = 0
+
+    while active:
+        epoch += 1
+        t0 = time.perf_counter()
+        perms = [torch.randperm(n_train, generator=order_gens[k]) for k in active]
+        sums, n_batches, steps = _train_epoch(members, epoch, active, perms, label)
+        if epoch == 1:
+            check_stepped(steps, method=label, seed=",".join(map(str, seeds)), n_train=n_train,
+                          batch_size=hp.batch_size, grad_accum=max(1, hp.grad_accum))
+        valid = members.validate()
+        train_sums = sums.per_member(len(active))
+        still = []
+        for k, term_sums, metrics in zip(active, train_sums, valid, strict=True):
+            if term_sums:  # a non-finite batch loss makes the epoch's sum non-finite (NaN/inf propagate)
+                check_loss(term_sums[guarded_term(term_sums)], which="training", method=label, seed=seeds[k],
+                           epoch=epoch)
+            check_loss(metrics["loss"], which="validation", method=label, seed=seeds[k], epoch=epoch)
+            n_steps[k] += steps
+            improved = _is_better(metrics[hp.select_on], best_value[k], higher)
+            if improved:
+                best_value[k], best_epoch[k] = metrics[hp.select_on], epoch
+                best_state[k] = members.snapshot(k)
+            members.end_epoch(k, epoch, metrics, improved)
+            if plateau[k] is not None:
+                plateau[k].step(metrics["loss"])
+                members.lrs_changed(k)
+            row = {"epoch": epoch, "train": {name: v / max(n_batches, 1) for name, v in term_sums.items()},
+                   "valid": metrics, "lr": members.lr(k), "improved": improved,
+                   "seconds": time.perf_counter() - t0}
+            history[k].append(row)
+            if on_epoch is not None:
+                on_epoch(k, row)
+            if epoch - best_epoch[k] >= hp.early_stop:
+                stopped[k] = "early_stop"
+            elif hp.max_epochs and epoch >= hp.max_epochs:
+                stopped[k] = "max_epochs"
+            if not stopped[k]:
+                still.append(k)
+                continue
+            epochs_run[k] = epoch
+            if best_state[k] is None:  # never improved (a NaN selection metric): keep the last weights
+                best_state[k] = members.snapshot(k)
+        members.retire(still)
+        active = still
+
+    outcomes = []
+    for k in range(n_members):
+        model = members.restore(k, best_state[k])
+        valid_best, _ = members.evaluate(model, "valid", export=False)
+        test_metrics, test_outputs = members.evaluate(model, "test", export=True)
+        outcomes.append(TrainOutcome(
+            history=history[k], best_epoch=best_epoch[k], epochs_run=epochs_run[k], stopped=stopped[k],
+            valid=valid_best, test=test_metrics, test_outputs=test_outputs, n_optimizer_steps=n_steps[k],
+            model_record=members.record(model), n_parameters=sum(p.numel() for p in model.parameters())))
+    return outcomes
+
+
+# ------------------------------------------------------------------------------------ one model
+class SingleModel:
+    """One seed's model stepped eagerly: the reference :class:`~bench.train.members.Members`."""
+
+    sums_on_host = True
+
+    def __init__(self, method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, seed: int,
+                 device: str | torch.device = "cpu"):
+        seed_everything(seed)
+        self.method_cls, self.hp, self.seeds = method_cls, hp, [int(seed)]
+        self.device = torch.device(device)
+        self.data = bundle.to(self.device)
+        self.train_split = self.data.splits["train"]
+        self.eval_bs = hp.eval_batch_size or hp.batch_size
+        self.model = method_cls(hp, bundle.info()).to(self.device)
+        self.optimizer = self.make_optimizer()
+        self.epoch = 0
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.param_groups())
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.model.train()
+        self.model.on_epoch_start(epoch, self.train_split)
+
+    def batch_order(self, perms: list[torch.Tensor]) -> torch.Tensor:
+        (perm,) = perms
+        return perm.to(self.device)
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def forward_backward(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        batch = self.train_split.take(idx)
+        out = self.model(batch)
+        terms = self.model.loss_terms(out, batch)
+        terms["total"].backward()
+        if self.hp.grad_clip_value > 0 and self.hp.grad_clip_at == "backward":
+            torch.nn.utils.clip_grad_value_(self.model.parameters(), self.hp.grad_clip_value)
+        self.model.after_step(out, batch, self.epoch)
+        return terms
+
+    def step(self) -> None:
+        _step(self.model, self.optimizer, self.hp)
+
+    def validate(self) -> list[dict]:
+        return [evaluate(self.model, self.data.splits["valid"], self.eval_bs, self.hp.val_loss)[0]]
+
+    def snapshot(self, k: int) -> dict:
+        return copy.deepcopy(self.model.state_dict())
+
+    def end_epoch(self, k: int, epoch: int, valid: dict, improved: bool) -> None:
+        self.model.on_epoch_end(epoch, valid, improved, self.optimizer)
+
+    def lr_holder(self, k: int) -> torch.optim.Optimizer:
+        return self.optimizer
+
+    def lrs_changed(self, k: int) -> None:
+        """The scheduler adjusted the optimiser itself."""
+
+    def lr(self, k: int) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def retire(self, still: list[int]) -> None:
+        """Nothing to release: the loop ends when its only member stops."""
+
+    def restore(self, k: int, state: dict) -> Method:
+        self.model.load_state_dict(state)
+        return self.model
+
+    def evaluate(self, model: Method, split: str, export: bool) -> tuple[dict, dict]:
+        keys = self.method_cls.export_keys if export else ()
+        return evaluate(model, self.data.splits[split], self.eval_bs, self.hp.val_loss, export_keys=keys)
+
+    def record(self, model: Method) -> dict:
+        return model.record()
+
+
 def train(method_cls: type[Method], hp: TrainHParams, bundle: DatasetBundle, seed: int,
           device: str | torch.device = "cpu", on_epoch: Callable[[dict], None] | None = None,
           ) -> TrainOutcome:
     """Train one seed to early stopping (or ``hp.max_epochs``) and test the selected checkpoint."""
-    from bench.metrics import HIGHER_IS_BETTER
-
-    seed_everything(seed)
-    device = torch.device(device)
-    data = bundle.to(device)
-    model = method_cls(hp, bundle.info()).to(device)
-    optimizer = torch.optim.Adam(model.param_groups())
-    scheduler = None
-    if hp.plateau_patience > 0:
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=hp.plateau_factor, patience=hp.plateau_patience)
-    # Batch order has its own generator so it does not depend on how much RNG the model consumed.
-    order_gen = torch.Generator().manual_seed(seed)
-    eval_bs = hp.eval_batch_size or hp.batch_size
-    train_split = data.splits["train"]
-    select_on = hp.select_on
-    higher = HIGHER_IS_BETTER.get(select_on, False)
-    best_value = -math.inf if higher else math.inf
-    best_state, best_epoch, history, n_steps = None, 0, [], 0
-    epoch, stopped = 0, "early_stop"
-    accum = max(1, hp.grad_accum)
-    who = {"method": method_label(method_cls), "seed": seed}
-
-    while True:
-        epoch += 1
-        t0 = time.perf_counter()
-        model.train()
-        model.on_epoch_start(epoch, train_split)
-        perm = torch.randperm(len(train_split), generator=order_gen).to(device)
-        term_sums: dict[str, float] = {}
-        n_batches = 0
-        pending = 0
-        for idx in _batches(len(train_split), hp.batch_size, perm):
-            if pending == 0:
-                optimizer.zero_grad(set_to_none=True)
-            batch = train_split.take(idx)
-            out = model(batch)
-            terms = model.loss_terms(out, batch)
-            terms["total"].backward()
-            if hp.grad_clip_value > 0 and hp.grad_clip_at == "backward":
-                torch.nn.utils.clip_grad_value_(model.parameters(), hp.grad_clip_value)
-            model.after_step(out, batch, epoch)
-            pending += 1
-            n_batches += 1
-            for k, v in terms.items():
-                term_sums[k] = term_sums.get(k, 0.0) + float(v.detach())
-            check_loss(term_sums[guarded_term(terms)], which="training", **who, epoch=epoch)  # before the step
-            if pending == accum:
-                _step(model, optimizer, hp)
-                n_steps += 1
-                pending = 0
-        if pending and not hp.grad_accum_drop_tail:
-            _step(model, optimizer, hp)
-            n_steps += 1
-        if epoch == 1:
-            check_stepped(n_steps, **who, n_train=len(train_split), batch_size=hp.batch_size, grad_accum=accum)
-        valid_metrics, _ = evaluate(model, data.splits["valid"], eval_bs, hp.val_loss)
-        check_loss(valid_metrics["loss"], which="validation", **who, epoch=epoch)
-        value = valid_metrics[select_on]
-        improved = _is_better(value, best_value, higher)
-        if improved:
-            best_value, best_epoch = value, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        model.on_epoch_end(epoch, valid_metrics, improved, optimizer)
-        if scheduler is not None:
-            scheduler.step(valid_metrics["loss"])
-        row = {
-            "epoch": epoch,
-            "train": {k: v / max(n_batches, 1) for k, v in term_sums.items()},
-            "valid": valid_metrics,
-            "lr": optimizer.param_groups[0]["lr"],
-            "improved": improved,
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
-        if epoch - best_epoch >= hp.early_stop:
-            stopped = "early_stop"
-            break
-        if hp.max_epochs and epoch >= hp.max_epochs:
-            stopped = "max_epochs"
-            break
-
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    valid_best, _ = evaluate(model, data.splits["valid"], eval_bs, hp.val_loss)
-    test_metrics, test_outputs = evaluate(model, data.splits["test"], eval_bs, hp.val_loss,
-                                          export_keys=method_cls.export_keys)
-    return TrainOutcome(
-        history=history, best_epoch=best_epoch, epochs_run=epoch, stopped=stopped,
-        valid=valid_best, test=test_metrics, test_outputs=test_outputs, n_optimizer_steps=n_steps,
-        model_record=model.record(), n_parameters=sum(p.numel() for p in model.parameters()),
-    )
+    members = SingleModel(method_cls, hp, bundle, seed, device)
+    return run_epochs(members, None if on_epoch is None else lambda _k, row: on_epoch(row))[0]
 
 
 def _step(model: Method, optimizer: torch.optim.Optimizer, hp: TrainHParams) -> None:
