@@ -55,6 +55,7 @@ from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.nn.text import TextInput
 from bench.nn.transformer import TransformerEncoder
 from bench.registry import register_method
+from bench.text_hparams import TextEncoderHParams
 
 MODALITIES = ("l", "v", "a")  # DMD's stacking order for the GD-Units (DMD.py:85-103)
 _INFO_KEY = {"l": "text", "v": "vision", "a": "audio"}
@@ -66,14 +67,11 @@ _HINGE_EPS = 1e-8
 
 # ------------------------------------------------------------------------------ hyper-parameters
 @dataclass
-class DMDHParams(TrainHParams):
+class DMDHParams(TextEncoderHParams, TrainHParams):
     """All DMD settings. Defaults = mdswyz/DMD config/config.json for MOSI (:41-73) + run.py/DMD.py
-    literals; :func:`DMD.default_hparams` switches to the MOSEI block (:74-95)."""
+    literals; :func:`DMD.default_hparams` switches to the MOSEI block (:74-95). Text: the shared
+    :class:`TextEncoderHParams` (config.json:46-47 use_bert/use_finetune = true; features mode is ours)."""
 
-    # --- text (config.json:46-47 use_bert/use_finetune = true; features mode is ours)
-    text_mode: Literal["auto", "bert", "features"] = "auto"  # auto: bert iff text_model is set
-    text_model: str = ""  # local BERT directory, a cached name or random:bert-base-uncased (counting)
-    text_finetune: bool = True
     # --- model (config.json datasetParams)
     d_model: PosInt = 50  # dst_feature_dim_nheads[0]
     num_heads: PosInt = 10  # dst_feature_dim_nheads[1]
@@ -137,17 +135,11 @@ class DMDHParams(TrainHParams):
     # default is the per-sample mean (specs/data-and-metrics.md §1.3); batch_mean_4dp for parity
     val_loss: str = "sample_mean"
 
-    def resolved_text_mode(self) -> str:
-        if self.text_mode == "auto":
-            return "bert" if self.text_model else "features"
-        return self.text_mode
-
     def validate(self) -> None:
         def bad(msg: str):
             raise UserError(f"dmd hyper-parameters: {msg}")
 
-        if self.text_mode == "bert" and not self.text_model:
-            bad("text_mode=bert needs --set text_model=PATH (a local BERT directory)")
+        self.validate_text_encoder("dmd hyper-parameters")
         for dim in (self.d_model, 2 * self.d_model):
             if dim % self.num_heads:
                 bad(f"d_model={self.d_model}: d_model and 2*d_model must be divisible by "

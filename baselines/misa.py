@@ -47,20 +47,18 @@ from bench.errors import UserError
 from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.nn.text import TextInput, freeze_bert_layers
 from bench.registry import register_method
+from bench.text_hparams import TextEncoderHParams
 
 MODALITIES = ("t", "v", "a")
 
 
 @dataclass
-class MISAHParams(TrainHParams):
+class MISAHParams(TextEncoderHParams, TrainHParams):
     # --- era: "current" = MMSA config_regression.json today; "table2021" = the v1 values behind MMSA's
     # published table (changed in 36bb33d); "original" = declare-lab/MISA src/config.py + solver.py
     hparams_era: Literal["current", "table2021", "original"] = "current"
     hparams_family: Literal["mosi", "mosei", "mintrec"] = "mosi"  # which per-dataset table the era switch reads
-    # --- text
-    text_mode: Literal["auto", "bert", "features"] = "auto"  # auto: bert iff text_model is set
-    text_model: str = ""  # local BERT directory (never downloaded)
-    text_finetune: bool = True  # MMSA: use_finetune, asserted use_bert
+    # --- text: TextEncoderHParams (MMSA: use_finetune, asserted use_bert)
     bert_freeze_layers: NonNegInt = 0  # original MISA freezes encoder layers 0-8 on MOSEI (solver.py:46-50)
     # --- model (MMSA misa block)
     hidden_size: PosInt = 128
@@ -96,8 +94,7 @@ class MISAHParams(TrainHParams):
 
     def validate(self) -> None:
         apply_era(self, ERAS)
-        if self.text_mode == "bert" and not self.text_model:
-            raise UserError("misa: text_mode=bert needs --set text_model=PATH (a local BERT directory)")
+        self.validate_text_encoder("misa")
         if self.hidden_size % self.fusion_heads:
             raise UserError(f"misa: hidden_size={self.hidden_size} must be divisible by "
                             f"fusion_heads={self.fusion_heads}")

@@ -68,20 +68,18 @@ from bench.errors import UserError
 from bench.method import Method, TrainHParams
 from bench.nn.text import TextInput, av_lengths
 from bench.registry import register_method
+from bench.text_hparams import TextEncoderHParams
 
 PAIRS = ("tv", "ta", "va")  # MMILB pairs (x -> y); "va" only with add_va
 
 
 @dataclass
-class MMIMHParams(TrainHParams):
+class MMIMHParams(TextEncoderHParams, TrainHParams):
     # "current" = MMSA config_regression.json "mmim" (+ MMSA's trainer on torch >= 2); "original" =
     # declare-lab/Multimodal-Infomax as its README runs it (src/config.py defaults, torch 1.7.1)
     hparams_era: Literal["current", "original"] = "current"
     hparams_family: Literal["mosi", "mosei"] = "mosi"
-    # --- text (MMSA asserts use_bert; features mode is the suite's BERT-free option)
-    text_mode: Literal["auto", "bert", "features"] = "auto"  # auto: bert iff text_model is set
-    text_model: str = ""  # local BERT directory (never downloaded)
-    text_finetune: bool = True  # MMSA use_finetune
+    # --- text: TextEncoderHParams (MMSA asserts use_bert; features mode is the suite's BERT-free option)
     # --- audio / vision LSTM encoders
     d_ah: PosInt = 16
     d_vh: PosInt = 16
@@ -137,8 +135,7 @@ class MMIMHParams(TrainHParams):
 
     def validate(self) -> None:
         apply_era(self, ERAS)
-        if self.text_mode == "bert" and not self.text_model:
-            raise UserError("mmim: text_mode=bert needs --set text_model=PATH (a local BERT directory)")
+        self.validate_text_encoder("mmim")
         for name in ("cpc_activation", "mmilb_mid_activation", "mmilb_last_activation"):
             if not isinstance(getattr(nn, getattr(self, name), None), type):
                 raise UserError(f"mmim: {name}={getattr(self, name)!r} is not a torch.nn activation class")

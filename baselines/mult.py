@@ -45,12 +45,13 @@ from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.nn.text import TextInput
 from bench.nn.transformer import TransformerEncoder
 from bench.registry import register_method
+from bench.text_hparams import TextEncoderHParams
 
 ERAS = ("current", "table2021")
 
 
 @dataclass
-class MulTHParams(TrainHParams):
+class MulTHParams(TextEncoderHParams, TrainHParams):
     # Which MMSA configuration the era-dependent fields below start from (see _ERA_VALUES).
     hparams_era: Literal["current", "table2021"] = "current"
     # Bookkeeping for the era switch: "<family>/<era>" block the values were taken from (set by
@@ -76,12 +77,9 @@ class MulTHParams(TrainHParams):
     attn_mask: bool = True  # MMSA commonParams attn_mask (shifted-causal masks)
     # Dropout on the text input: MMSA's own ``text_dropout`` or, as the original MulT, ``embed_dropout``.
     text_input_dropout: Literal["text_dropout", "embed_dropout"] = "text_dropout"
-    # Text input: MMSA's frozen ``text`` features (use_bert=False) or, as thuiar/MIntRec's MulT, a BERT
-    # run on ``text_bert`` (fine-tuned unless text_finetune=false); bert needs text_model = a local
-    # BERT directory, a cached name or random:bert-base-uncased (parameter counting only).
+    # Text input (TextEncoderHParams, narrowed): MMSA's frozen ``text`` features (use_bert=False) or, as
+    # thuiar/MIntRec's MulT, a BERT run on ``text_bert`` (fine-tuned unless text_finetune=false).
     text_mode: Literal["features", "bert"] = "features"
-    text_model: str = ""
-    text_finetune: bool = True
     # MMSA builds Adam(model.parameters(), lr) and never reads weight_decay; True passes it to Adam.
     apply_weight_decay: bool = False
     attn_impl: Literal["sdpa", "math"] = "sdpa"  # same maths; "math" spells out the softmax
@@ -131,8 +129,8 @@ class MulTHParams(TrainHParams):
         if self.hparams_era not in _ERA_VALUES[fam]:
             raise UserError(f"mult: the {fam} configuration has only hparams_era="
                             f"{', '.join(_ERA_VALUES[fam])} (got {self.hparams_era!r})")
-        if need_text_model and self.text_mode == "bert" and not self.text_model:
-            raise UserError("mult: text_mode=bert needs --set text_model=PATH (a local BERT directory)")
+        if need_text_model:
+            self.validate_text_encoder("mult")
         for d in (self.d_model, 2 * self.d_model):
             if d % self.num_heads:
                 raise UserError(f"MulT: d_model={self.d_model} needs d_model and 2*d_model divisible by "

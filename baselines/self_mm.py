@@ -35,6 +35,7 @@ from bench.errors import UserError
 from bench.method import COMPACT_BUDGET, Method, TrainHParams
 from bench.nn.text import TextInput, av_lengths
 from bench.registry import register_method
+from bench.text_hparams import TextEncoderHParams
 
 HEADS = ("f", "t", "a", "v")  # fusion, text, audio, vision: rows of the ULGM label table
 OUT_KEYS = {"t": "T", "a": "A", "v": "V"}
@@ -42,15 +43,12 @@ MIN = 1e-8  # MMSA's epsilon in the label update
 
 
 @dataclass
-class SelfMMHParams(TrainHParams):
+class SelfMMHParams(TextEncoderHParams, TrainHParams):
     # "current" = MMSA config_regression.json (equal to the 2021 table values, 9a87fa0: "table2021" is
     # the same); "original" = thuiar/Self-MM config (specs/baselines.md §4.4 last column)
     hparams_era: Literal["current", "table2021", "original"] = "current"
     hparams_family: Literal["mosi", "mosei"] = "mosi"
-    # --- text
-    text_mode: Literal["auto", "bert", "features"] = "auto"  # auto: bert iff text_model is set
-    text_model: str = ""  # local BERT directory (never downloaded)
-    text_finetune: bool = True  # MMSA use_finetune
+    # --- text: TextEncoderHParams (MMSA use_finetune)
     # --- audio/vision subnets (one-layer unidirectional LSTM + Linear)
     a_lstm_hidden: PosInt = 16
     v_lstm_hidden: PosInt = 32
@@ -90,8 +88,7 @@ class SelfMMHParams(TrainHParams):
 
     def validate(self) -> None:
         apply_era(self, ERAS)
-        if self.text_mode == "bert" and not self.text_model:
-            raise UserError("self_mm: text_mode=bert needs --set text_model=PATH (a local BERT directory)")
+        self.validate_text_encoder("self_mm")
 
 
 _MOSI = dict(batch_size=16, learning_rate_bert=5e-5, learning_rate_audio=5e-3, learning_rate_video=5e-3,

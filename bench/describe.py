@@ -11,29 +11,24 @@ import dataclasses
 
 import torch
 
+from bench.data.families import FAMILIES
 from bench.data.tensors import DataInfo
 from bench.method import count_parameter_groups
 
 count_groups = count_parameter_groups  # the name tests and scripts use
 
-# Published shapes of the real files (thuiar/MMSA README; MIntRec README), used when no data is loaded.
-REAL_SHAPES = {
-    ("mosi", "aligned"): dict(text=(50, 768), audio=(50, 5), vision=(50, 20)),
-    ("mosi", "unaligned"): dict(text=(50, 768), audio=(375, 5), vision=(500, 20)),
-    ("mosei", "aligned"): dict(text=(50, 768), audio=(50, 74), vision=(50, 35)),
-    ("mosei", "unaligned"): dict(text=(50, 768), audio=(500, 74), vision=(500, 35)),
-    ("mintrec", "unaligned"): dict(text=(30, 768), audio=(480, 768), vision=(230, 256)),
-}
+# Published shapes of the real files (bench.data.families), used when no data is loaded:
+# (family, setting) -> modality -> (sequence length, feature width) of the standard release.
+REAL_SHAPES = {(name, setting): f.shapes[setting] for name, f in FAMILIES.items() for setting in f.settings}
 
 
 def canonical_info(family: str, setting: str) -> DataInfo:
-    shapes = REAL_SHAPES[(family, setting)]
-    classification = family == "mintrec"
+    f = FAMILIES[family]
+    shapes = f.shapes[setting]
     return DataInfo(
-        family=family, setting=setting, task="classification" if classification else "regression",
-        num_classes=20 if classification else 1,
+        family=family, setting=setting, task=f.task, num_classes=f.num_classes,
         dims={k: v[1] for k, v in shapes.items()}, seq_lens={k: v[0] for k, v in shapes.items()},
-        has_text_features=not classification, has_text_bert=True,
+        has_text_features=f.has_text_features, has_text_bert=True,
     )
 
 

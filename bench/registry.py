@@ -2,18 +2,21 @@
 
 Methods register with ``@register_method("name")`` in their own module under ``emoe/`` or
 ``baselines/``. ``bench`` itself never imports a model: :func:`load_builtin_methods` is the single
-place that imports the model packages so their decorators run.
+place that imports the model packages so their decorators run. Datasets register in
+:mod:`bench.data.loaders` (re-exported here); the import goes one way, ``bench.data`` never imports this.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 
+from bench.data.loaders import datasets, get_dataset_loader, register_dataset
 from bench.errors import UserError, did_you_mean
 
+__all__ = ["datasets", "get_dataset_loader", "get_method", "load_builtin_methods", "methods", "register_dataset",
+           "register_method"]
+
 _METHODS: dict[str, type] = {}
-_DATASETS: dict[str, Callable] = {}
 
 # Packages whose import registers the built-in methods.
 BUILTIN_METHOD_PACKAGES = ("baselines", "emoe")
@@ -28,16 +31,6 @@ def register_method(name: str):
         cls.name = name
         _METHODS[name] = cls
         return cls
-
-    return deco
-
-
-def register_dataset(name: str):
-    """Function decorator: ``fn(data_root, setting, **opts) -> DatasetBundle``."""
-
-    def deco(fn):
-        _DATASETS[name] = fn
-        return fn
 
     return deco
 
@@ -57,15 +50,3 @@ def get_method(name: str) -> type:
     if name not in ms:
         raise UserError(f"unknown method {name!r}.{did_you_mean(name, ms)}")
     return ms[name]
-
-
-def datasets() -> dict[str, Callable]:
-    importlib.import_module("bench.data")
-    return dict(_DATASETS)
-
-
-def get_dataset_loader(name: str) -> Callable:
-    ds = datasets()
-    if name not in ds:
-        raise UserError(f"unknown dataset {name!r}.{did_you_mean(name, ds)}")
-    return ds[name]

@@ -17,6 +17,7 @@ import torch
 
 from bench import provenance, store
 from bench.config import RunSpec, apply_overrides
+from bench.data.families import get_family
 from bench.data.tensors import DatasetBundle
 from bench.errors import UserError, did_you_mean
 from bench.registry import get_method
@@ -56,10 +57,9 @@ def _check_select_on(select_on: str, family: str, prefix: str) -> None:
     """The selection metric must be one the dataset's task computes (f1 on MOSI would be a KeyError)."""
     from bench.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
-    classification = family == "mintrec"
-    keys = CLASSIFICATION_METRICS if classification else REGRESSION_METRICS
+    task = get_family(family).task
+    keys = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
     if select_on != "loss" and select_on not in keys:
-        task = "classification" if classification else "regression"
         raise UserError(f"{prefix}select_on={select_on}: {family} is a {task} task; "
                         f"expected loss or one of {', '.join(keys)}")
 

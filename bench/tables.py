@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench import stats
+from bench.data import families
 from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
 from bench.published import PAPER_METRIC_TO_OURS, lookup
@@ -218,8 +219,7 @@ class PlannedRun:
     overrides: dict
 
 
-def dataset_name(family: str, source: str) -> str:
-    return family if source == "real" else f"synthetic-{family}"
+dataset_name = families.dataset_name  # a dataset fact: bench/data/families.py
 
 
 def budget(source: str, profile: str | None) -> str:
@@ -297,12 +297,7 @@ def check_sets_used(user_sets: dict, methods_in_table: set[str]) -> None:
 
 
 # ------------------------------------------------------------------------------------ settings
-def missing_data_files(family: str, setting: str, data_root) -> list[str]:
-    """Files under ``data_root`` that the real loader of (family, setting) needs and that are absent."""
-    from bench.data.verify import expected_files
-
-    root = Path(data_root)
-    return [rel for fam, st, rel in expected_files() if fam == family and st == setting and not (root / rel).exists()]
+missing_data_files = families.missing_data_files  # a dataset fact: bench/data/families.py
 
 
 def choose_settings(spec: TableSpec, requested: str | None, source: str, data_root=None) -> tuple[TableSpec, list[str]]:

@@ -17,12 +17,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.data import families
 from bench.errors import UserError
+from bench.text_hparams import BERT_ONLY_FIELDS, resolve_text_mode
 
 ENV_TEXT_MODEL = "BENCH_TEXT_MODEL"
 TEXT_CHOICES = ("bert", "frozen")
-NO_FROZEN_TEXT = ("mintrec",)  # real datasets without frozen text features (bench/data/mintrec.py)
-_UNREAD_ON_FEATURES = ("text_model", "text_finetune")
+# real datasets without frozen text features (MIntRec: only the text to tokenise)
+NO_FROZEN_TEXT = tuple(name for name, f in families.FAMILIES.items() if not f.has_text_features)
 NEED_TEXT_HINT = ("pass --text-model PATH (a local BERT directory such as bert-base-uncased; or set "
                   f"{ENV_TEXT_MODEL}) or choose --text frozen to train on the frozen text features (marked in tables)")
 
@@ -91,7 +93,7 @@ def uses_bert(hp) -> bool:
     if not _has(hp, "text_model"):
         return False
     mode = _get(hp, "text_mode", "bert")  # MAG-BERT has no text_mode: always BERT
-    return mode == "bert" or (mode == "auto" and bool(_get(hp, "text_model")))
+    return resolve_text_mode(mode, _get(hp, "text_model")) == "bert"
 
 
 def on_frozen_features(hp) -> bool:
@@ -113,7 +115,7 @@ def drop_unread(hp):
     does not read them there), so they do not enter the configuration hash."""
     if not on_frozen_features(hp):
         return hp
-    defaults = {f.name: f.default for f in dataclasses.fields(hp) if f.name in _UNREAD_ON_FEATURES
+    defaults = {f.name: f.default for f in dataclasses.fields(hp) if f.name in BERT_ONLY_FIELDS
                 and f.default is not dataclasses.MISSING}
     changes = {k: v for k, v in defaults.items() if getattr(hp, k) != v}
     return dataclasses.replace(hp, **changes) if changes else hp
@@ -200,20 +202,19 @@ def single_run_overrides(method: str, dataset: str, setting: str | None, sets: d
     from types import SimpleNamespace
 
     from bench.data import settings_for
-    from bench.data.synthetic import SYNTHETIC_FAMILIES
     from bench.registry import get_method
     from bench.runner import default_setting
 
     cls = get_method(method)  # fail fast on an unknown name
     choice = text_choice(args)
     key = str(dataset).strip().lower()
-    family = SYNTHETIC_FAMILIES.get(key, key)
+    family = families.family_of(key) or key
     settings = settings_for(key)
     st = setting or default_setting(cls, settings)
     if st not in settings or family not in cls.families:
         return dict(sets)  # the runner names the problem
     overrides = {**text_overrides(cls, family, st, choice, sets), **sets}
-    if key not in SYNTHETIC_FAMILIES:
+    if key in families.FAMILIES:
         run = SimpleNamespace(row=SimpleNamespace(method=method), dataset=family, setting=st, overrides=overrides)
         refuse_silent_frozen([run], "real", choice, f"run --method {method}", getattr(args, "epochs", None))
     return overrides

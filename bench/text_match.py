@@ -12,8 +12,9 @@ import dataclasses
 import json
 
 from bench.errors import UserError
+from bench.text_hparams import TextEncoderHParams
 
-TEXT_FIELDS = ("text_mode", "text_model", "text_finetune")
+TEXT_FIELDS = tuple(f.name for f in dataclasses.fields(TextEncoderHParams))  # text_mode, text_model, text_finetune
 _ANY_MODEL = "<any text model>"  # stands in for the checkpoint while the other fields are resolved
 
 

@@ -17,6 +17,7 @@ from typing import Literal
 from bench.config import Finite, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob, check_hparams
 from bench.errors import UserError
 from bench.method import TrainHParams
+from bench.text_hparams import TextEncoderHParams
 
 FACES = ("official", "paper")
 
@@ -29,8 +30,9 @@ MINTREC_NOTE = (
 
 
 @dataclass
-class EMOEHParams(TrainHParams):
-    """All EMOE settings. Defaults = the official code's MOSI values (see :func:`preset`)."""
+class EMOEHParams(TextEncoderHParams, TrainHParams):
+    """All EMOE settings. Defaults = the official code's MOSI values (see :func:`preset`); the text encoder's
+    (text_mode, text_model, text_finetune) come from :class:`TextEncoderHParams`."""
 
     # --- trainer (official: Adam 1e-4, 10 summed mini-batches of 16, tail dropped, no clip/decay)
     batch_size: int = 16
@@ -46,12 +48,6 @@ class EMOEHParams(TrainHParams):
     # official parity would be "batch_mean_4dp"; sample_mean is the unbiased, order-independent
     # choice recommended by specs/data-and-metrics.md §1.3 (docs/switches.md)
     val_loss: Literal["sample_mean", "batch_mean_4dp"] = "sample_mean"
-
-    # --- text
-    # auto: bert when text_model is set, else the dataset's frozen text features
-    text_mode: Literal["auto", "bert", "features"] = "auto"
-    text_model: str = ""  # local BERT directory or a name already in the HF cache (never downloaded)
-    text_finetune: bool = True
 
     # --- model size (official values)
     d_model: PosInt = 256
@@ -100,19 +96,13 @@ class EMOEHParams(TrainHParams):
     ud_teacher_detach: bool = True
 
     # ------------------------------------------------------------------------------ helpers
-    def resolved_text_mode(self) -> str:
-        if self.text_mode == "auto":
-            return "bert" if self.text_model else "features"
-        return self.text_mode
-
     def validate(self) -> None:
         """Raise :class:`UserError` (one line) for an invalid combination of fields (the ranges of single
         fields are declared beside them and checked by :func:`bench.config.check_hparams`)."""
         def bad(msg: str):
             raise UserError(f"emoe hyper-parameters: {msg}")
 
-        if self.text_mode == "bert" and not self.text_model:
-            bad("text_mode=bert needs --set text_model=PATH (a local BERT directory)")
+        self.validate_text_encoder("emoe hyper-parameters")
         if self.d_model % self.n_heads:
             bad(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
         if self.ud_space == "features" and self.ud_loss == "kl":

@@ -8,7 +8,8 @@ Public API (used by the trainer and the CLI)::
     settings_for(name) -> tuple[str, ...]
     bench.data.verify.verify_root(data_root) -> list[dict]
 
-Importing this package registers every dataset with :func:`bench.registry.register_dataset`.
+Importing this package registers every dataset loader (:mod:`bench.data.loaders`); the facts of each
+dataset family (settings, task, files, shapes) are in :mod:`bench.data.families`.
 """
 
 from __future__ import annotations
@@ -16,20 +17,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.data import mintrec, mmsa, synthetic  # noqa: F401  (registers the datasets)
+from bench.data import families, mintrec, mmsa, synthetic  # noqa: F401  (registers the datasets)
+from bench.data.loaders import get_dataset_loader
 from bench.data.tensors import DatasetBundle
 from bench.errors import UserError, did_you_mean
-from bench.registry import get_dataset_loader
 
-DATASET_NAMES = ("mosi", "mosei", "mintrec", "synthetic-mosi", "synthetic-mosei", "synthetic-mintrec")
-REAL_DATASETS = ("mosi", "mosei", "mintrec")
+DATASET_NAMES = families.dataset_names()
+REAL_DATASETS = tuple(families.FAMILIES)
 PROFILES = synthetic.PROFILES
 ENV_DATA_ROOT = "BENCH_DATA_ROOT"
-_SETTINGS = {
-    "mosi": ("aligned", "unaligned"),
-    "mosei": ("aligned", "unaligned"),
-    "mintrec": ("unaligned",),
-}
 
 
 def _normalise(name: str) -> str:
@@ -41,11 +37,10 @@ def _normalise(name: str) -> str:
 
 def settings_for(name: str) -> tuple[str, ...]:
     """The settings a dataset has: ("aligned", "unaligned") for MOSI/MOSEI, ("unaligned",) for MIntRec."""
-    key = _normalise(name)
-    family = synthetic.SYNTHETIC_FAMILIES.get(key, key)
-    if family not in _SETTINGS:
+    family = families.family_of(_normalise(name))
+    if family is None:
         raise UserError(f"unknown dataset {name!r}.{did_you_mean(str(name), DATASET_NAMES)}")
-    return _SETTINGS[family]
+    return families.FAMILIES[family].settings
 
 
 def resolve_data_root(data_root) -> Path | None:

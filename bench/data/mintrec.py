@@ -25,20 +25,16 @@ import numpy as np
 import torch
 
 from bench.data import checksums
-from bench.data.mintrec_standard import STANDARD_SPLIT_SIZES, standard_mintrec
+from bench.data.families import MINTREC
+from bench.data.loaders import register_dataset
+from bench.data.mintrec_standard import standard_mintrec
 from bench.data.mmsa import CleaningLog, check_and_clean, read_pickle
 from bench.data.paths import is_file
 from bench.data.tensors import SPLITS, DatasetBundle, Split
 from bench.errors import DataError, UserError, did_you_mean
-from bench.registry import register_dataset
 
-# thuiar/MIntRec data/__init__.py: label id = position in this list (this exact order).
+LABEL_NAMES = MINTREC.label_names  # label id = position (thuiar/MIntRec's order)
 # fmt: off
-LABEL_NAMES = (
-    "Complain", "Praise", "Apologise", "Thank", "Criticize", "Agree", "Taunt", "Flaunt", "Joke", "Oppose",
-    "Comfort", "Care", "Inform", "Advise", "Arrange", "Introduce", "Leave", "Prevent", "Greet",
-    "Ask for help",
-)
 # MIntRec's coarse map (binary_maps): Emotion (0) / Goal (1).
 EMOTION_LABELS = ("Complain", "Praise", "Apologise", "Thank", "Criticize", "Care", "Agree", "Taunt", "Flaunt",
                   "Joke", "Oppose")
@@ -47,12 +43,13 @@ GOAL_LABELS = ("Inform", "Advise", "Arrange", "Introduce", "Leave", "Prevent", "
 # fmt: on
 BINARY_LABELS = {**{n: 0 for n in EMOTION_LABELS}, **{n: 1 for n in GOAL_LABELS}}
 TSV_COLUMNS = ("season", "episode", "clip", "text", "label")
-SPLIT_FILES = {"train": "MIntRec/train.tsv", "valid": "MIntRec/dev.tsv", "test": "MIntRec/test.tsv"}
-AUDIO_FILE = "MIntRec/audio_data/audio_feats.pkl"
-VIDEO_FILE = "MIntRec/video_data/video_feats.pkl"
-AUDIO_MAX_LEN = 480
-VIDEO_MAX_LEN = 230
-TEXT_MAX_LEN = 30  # [CLS] + at most 28 word pieces + [SEP]
+_FILES, _SHAPES = MINTREC.files["unaligned"], MINTREC.shapes["unaligned"]
+SPLIT_FILES = {s: _FILES[s] for s in SPLITS}
+AUDIO_FILE = _FILES["audio"]
+VIDEO_FILE = _FILES["video"]
+AUDIO_MAX_LEN = _SHAPES["audio"][0]
+VIDEO_MAX_LEN = _SHAPES["vision"][0]
+TEXT_MAX_LEN = _SHAPES["text"][0]  # [CLS] + at most 28 word pieces + [SEP]
 MINTREC_LAYOUT = (
     "<root>/MIntRec/{train,dev,test}.tsv, <root>/MIntRec/audio_data/audio_feats.pkl and "
     "<root>/MIntRec/video_data/video_feats.pkl"
@@ -321,9 +318,9 @@ def load_mintrec(
 ) -> DatasetBundle:
     if data_root is None:
         raise UserError(no_root_message())
-    if setting != "unaligned":
+    if setting not in MINTREC.settings:
         raise UserError(
-            f"dataset 'mintrec' has no setting {setting!r}.{did_you_mean(setting, ['unaligned'])}"
+            f"dataset 'mintrec' has no setting {setting!r}.{did_you_mean(setting, MINTREC.settings)}"
         )
     root = Path(data_root).expanduser()
     paths = {s: root / rel for s, rel in SPLIT_FILES.items()}
@@ -395,10 +392,10 @@ def load_mintrec(
     del audio_feats, video_feats
     notes.append(why)
     notes.extend(log.notes())
-    if sizes != STANDARD_SPLIT_SIZES:
+    if sizes != MINTREC.split_sizes:
         notes.append(
             f"non-standard split sizes {'/'.join(map(str, sizes))} (MIntRec: "
-            f"{'/'.join(map(str, STANDARD_SPLIT_SIZES))}): not comparable with published MIntRec numbers"
+            f"{'/'.join(map(str, MINTREC.split_sizes))}): not comparable with published MIntRec numbers"
         )
     if tok_note:
         notes.append(tok_note)
@@ -412,10 +409,10 @@ def load_mintrec(
         name="mintrec",
         family="mintrec",
         setting="unaligned",
-        task="classification",
+        task=MINTREC.task,
         splits=splits,
         source="real",
-        num_classes=len(LABEL_NAMES),
+        num_classes=MINTREC.num_classes,
         label_names=list(LABEL_NAMES),
         files=files,
         notes=notes,

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-STANDARD_SPLIT_SIZES = (1334, 445, 445)
-AUDIO_DIM, AUDIO_MAX_FRAMES = 768, 480
-VIDEO_DIM, VIDEO_MAX_FRAMES = 256, 230
-BASIS = ("standard MIntRec established by split sizes {sizes} and feature shapes (audio (T<=480, 768), video "
-         "(T<=230, 256)), not by checksum: no checksum is published for the feature pickles (sha256 recorded)")
+from bench.data.families import MINTREC
+
+STANDARD_SPLIT_SIZES = MINTREC.split_sizes
+AUDIO_MAX_FRAMES, AUDIO_DIM = MINTREC.shapes["unaligned"]["audio"]
+VIDEO_MAX_FRAMES, VIDEO_DIM = MINTREC.shapes["unaligned"]["vision"]
+BASIS = (f"standard MIntRec established by split sizes {{sizes}} and feature shapes (audio (T<={AUDIO_MAX_FRAMES}, "
+         f"{AUDIO_DIM}), video (T<={VIDEO_MAX_FRAMES}, {VIDEO_DIM})), not by checksum: no checksum is published for "
+         "the feature pickles (sha256 recorded)")
 
 
 def _shape(a) -> tuple:

@@ -18,15 +18,12 @@ import numpy as np
 import torch
 
 from bench.data import checksums, paths
+from bench.data.families import get_family
+from bench.data.loaders import register_dataset
 from bench.data.safe_pickle import load_data_pickle
 from bench.data.tensors import SPLITS, DatasetBundle, Split
 from bench.errors import DataError, UserError
-from bench.registry import register_dataset
 
-FAMILY_DIRS = {"mosi": "MOSI", "mosei": "MOSEI"}
-SETTING_FILES = {"aligned": "aligned_50.pkl", "unaligned": "unaligned_50.pkl"}
-STANDARD_SPLIT_SIZES = {"mosi": (1284, 229, 686), "mosei": (16326, 1871, 4659)}
-MMSA_TEXT_DIM = 768
 LABEL_RANGE = (-3.0, 3.0)
 MMSA_LAYOUT = (
     "<root>/MOSI/Processed/{aligned_50,unaligned_50}.pkl and "
@@ -42,7 +39,7 @@ _CHUNK_ELEMS = 1 << 24
 
 
 def mmsa_relpath(family: str, setting: str) -> str:
-    return f"{FAMILY_DIRS[family]}/Processed/{SETTING_FILES[setting]}"
+    return get_family(family).files[setting]["features"]
 
 
 def no_root_message(family: str) -> str:
@@ -57,7 +54,7 @@ def missing_file_message(path: Path, family: str, setting: str, root: Path) -> s
     hint = ""
     if paths.is_dir(root / "Processed"):
         hint = (
-            f" ({root} looks like the {FAMILY_DIRS[family]} folder itself: pass its parent as the data root)"
+            f" ({root} looks like the {get_family(family).folder} folder itself: pass its parent as the data root)"
         )
     return (
         f"{family} {setting} features not found: expected {path}{hint}. Expected layout: {MMSA_LAYOUT}; "
@@ -471,25 +468,26 @@ def load_mmsa(family: str, data_root, setting: str, *, clean_nan: bool = False, 
     rec = checksums.file_record(path, rel, sha=sha)
     notes = checksums.checksum_notes(rec, rel) + notes
     sizes = tuple(len(splits[s]) for s in SPLITS)
-    std_sizes = STANDARD_SPLIT_SIZES[family]
-    if sizes != std_sizes:
+    fam = get_family(family)
+    if sizes != fam.split_sizes:
         notes.append(
-            f"non-standard split sizes {'/'.join(map(str, sizes))} (MMSA {FAMILY_DIRS[family]}: "
-            f"{'/'.join(map(str, std_sizes))}): not comparable with published {FAMILY_DIRS[family]} numbers"
+            f"non-standard split sizes {'/'.join(map(str, sizes))} (MMSA {fam.folder}: "
+            f"{'/'.join(map(str, fam.split_sizes))}): not comparable with published {fam.folder} numbers"
         )
     tr = splits["train"]
-    if tr.text is not None and tr.text.shape[-1] != MMSA_TEXT_DIM:
+    text_dim = fam.shapes[setting]["text"][1]
+    if tr.text is not None and tr.text.shape[-1] != text_dim:
         notes.append(
-            f"text features are {tr.text.shape[-1]}-d (MMSA's are {MMSA_TEXT_DIM}-d BERT-base features)"
+            f"text features are {tr.text.shape[-1]}-d (MMSA's are {text_dim}-d BERT-base features)"
         )
     return DatasetBundle(
         name=family,
         family=family,
         setting=setting,
-        task="regression",
+        task=fam.task,
         splits=splits,
         source="real",
-        num_classes=1,
+        num_classes=fam.num_classes,
         label_names=None,
         files=[rec],
         notes=notes,

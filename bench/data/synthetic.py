@@ -34,16 +34,16 @@ import numpy as np
 import torch
 
 from bench.data import cache
-from bench.data.mintrec import LABEL_NAMES
+from bench.data.families import FAMILIES, Family, synthetic_families
+from bench.data.loaders import register_dataset
 from bench.data.tensors import SPLITS, DatasetBundle, Split
 from bench.errors import UserError, did_you_mean
-from bench.registry import register_dataset
 
 # Bump whenever the generated arrays change for the same GeneratorParams (any change to the code below):
 # it is part of the cache key and of the bundle fingerprint recorded with every result.
 GENERATOR_VERSION = "2"
 PROFILES = ("compact", "full")
-SYNTHETIC_FAMILIES = {"synthetic-mosi": "mosi", "synthetic-mosei": "mosei", "synthetic-mintrec": "mintrec"}
+SYNTHETIC_FAMILIES = synthetic_families()  # {"synthetic-mosi": "mosi", ...}
 MODALITIES = ("text", "audio", "vision")  # internal order; Split.importance uses IMPORTANCE_ORDER
 _TO_IMPORTANCE = (0, 2, 1)  # (text, audio, vision) -> (text, vision, audio)
 
@@ -97,7 +97,7 @@ MOSEI_LABEL_COUNTS = {
     ),
 }
 # MIntRec: class counts of the official train/dev/test.tsv (shared/data/mintrec/*.tsv), in the order of
-# bench.data.mintrec.LABEL_NAMES (Complain, Praise, ..., Ask for help).
+# the family's label_names (Complain, Praise, ..., Ask for help).
 MINTREC_CLASS_COUNTS = {
     "train": (
         172, 127, 82, 74, 70, 35, 38, 32, 31, 31, 52, 57, 170, 73, 66, 63, 51, 43, 36, 31,
@@ -140,13 +140,21 @@ class _Shape:
     text_len_frac: float  # median true text length (with [CLS]/[SEP]) as a fraction of the text length
 
 
+def _release_shape(f: Family, text_len_frac: float) -> _Shape:
+    """The "full" profile: the standard release's split sizes, feature widths and sequence lengths."""
+    unaligned = f.shapes["unaligned"]
+    aligned_len = f.shapes["aligned"]["text"][0] if "aligned" in f.settings else 0
+    return _Shape(f.split_sizes, tuple(unaligned[m][1] for m in MODALITIES), aligned_len,
+                  tuple(unaligned[m][0] for m in MODALITIES), text_len_frac)
+
+
 _SHAPES = {
     ("mosi", "compact"): _Shape((400, 100, 200), (32, 5, 20), 16, (16, 24, 32), 0.55),
     ("mosei", "compact"): _Shape((600, 150, 300), (32, 74, 35), 16, (16, 24, 32), 0.55),
     ("mintrec", "compact"): _Shape((600, 200, 200), (32, 32, 32), 0, (12, 24, 16), 0.55),
-    ("mosi", "full"): _Shape((1284, 229, 686), (768, 5, 20), 50, (50, 375, 500), 0.26),
-    ("mosei", "full"): _Shape((16326, 1871, 4659), (768, 74, 35), 50, (50, 500, 500), 0.45),
-    ("mintrec", "full"): _Shape((1334, 445, 445), (768, 768, 256), 0, (30, 480, 230), 0.40),
+    ("mosi", "full"): _release_shape(FAMILIES["mosi"], 0.26),
+    ("mosei", "full"): _release_shape(FAMILIES["mosei"], 0.45),
+    ("mintrec", "full"): _release_shape(FAMILIES["mintrec"], 0.40),
 }
 
 
@@ -192,7 +200,7 @@ def make_params(name: str, setting: str, profile: str = "compact", seed: int = 0
     family = _check_name(name)
     if profile not in PROFILES:
         raise UserError(f"unknown data profile {profile!r}.{did_you_mean(profile, PROFILES)}")
-    settings = ("unaligned",) if family == "mintrec" else ("aligned", "unaligned")
+    settings = FAMILIES[family].settings
     if setting not in settings:
         raise UserError(f"dataset {name!r} has no setting {setting!r}.{did_you_mean(setting, settings)}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
@@ -204,8 +212,8 @@ def make_params(name: str, setting: str, profile: str = "compact", seed: int = 0
         setting=setting,
         profile=profile,
         seed=int(seed),
-        task="classification" if family == "mintrec" else "regression",
-        num_classes=20 if family == "mintrec" else 1,
+        task=FAMILIES[family].task,
+        num_classes=FAMILIES[family].num_classes,
         sizes=sh.sizes,
         dims=sh.dims,
         seq_lens=seq,
@@ -482,7 +490,7 @@ def build_bundle(
             ids=[f"{name}-{split}-{i:05d}" for i in range(n)],
             raw_text=[""] * n,
         )
-    real = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI", "mintrec": "MIntRec"}[p.family]
+    real = FAMILIES[p.family].title
     notes = [
         f"synthetic data (generator v{GENERATOR_VERSION}, profile {profile}, data seed {seed}): "
         f"planted per-sample modality importance; not {real}: numbers are not comparable with published "
@@ -498,7 +506,7 @@ def build_bundle(
         splits=splits,
         source="synthetic",
         num_classes=p.num_classes,
-        label_names=list(LABEL_NAMES) if p.family == "mintrec" else None,
+        label_names=list(FAMILIES[p.family].label_names) or None,
         files=[],
         notes=notes,
         fingerprint=p.key(),

@@ -5,19 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.data import checksums, mintrec, mmsa
+from bench.data.families import expected_files
 from bench.data.paths import is_dir
 from bench.errors import UserError
 
-
-def expected_files() -> list[tuple[str, str, str]]:
-    """``(dataset, setting, path relative to the data root)`` for every file the real loaders read."""
-    rows = []
-    for family in ("mosi", "mosei"):
-        for setting in ("aligned", "unaligned"):
-            rows.append((family, setting, mmsa.mmsa_relpath(family, setting)))
-    for rel in (*mintrec.SPLIT_FILES.values(), mintrec.AUDIO_FILE, mintrec.VIDEO_FILE):
-        rows.append(("mintrec", "unaligned", rel))
-    return rows
+__all__ = ["expected_files", "verify_root"]
 
 
 def verify_root(data_root) -> list[dict]:

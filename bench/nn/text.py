@@ -19,16 +19,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench import text_hparams
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
 
 
 def resolve_text_mode(text_mode: str, text_model: str, bert_config=None) -> str:
-    if bert_config is not None:
-        return "bert"
-    if text_mode == "auto":
-        return "bert" if text_model else "features"
-    return text_mode
+    """The mode a model is built in: BERT from a ``bert_config`` (tests), else the settings' own resolution."""
+    return "bert" if bert_config is not None else text_hparams.resolve_text_mode(text_mode, text_model)
 
 
 def text_mask(batch: Split) -> torch.Tensor:
@@ -57,8 +55,7 @@ class TextInput(nn.Module):
                 raise UserError(f"{method}: text_mode=bert needs the dataset's text_bert token ids, which "
                                 "this dataset lacks; use text_mode=features")
             if bert_config is None and not text_model:
-                raise UserError(f"{method}: text_mode=bert needs --set text_model=PATH "
-                                "(a local BERT directory)")
+                raise text_hparams.missing_text_model(method)
             from bench.nn.bert import BertTextEncoder
 
             if bert_config is not None:
