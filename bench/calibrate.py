@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from bench import verdict
+from bench import seed_std, verdict
 from bench.check import DEFAULT_FLOORS
 
 METRICS = ("acc7", "acc2", "f1", "mae")
 FLOORS = np.array([DEFAULT_FLOORS[m] for m in METRICS])
+COMBINED_OWN = lambda k: k > 1  # noqa
 POINT = 0.01  # one point: 0.01 accuracy, 0.01 MAE
 # Correlation of one run's oriented metrics (acc7, acc2, f1, −mae) for the "correlated" scenario: Acc-2 and F1
 # of the same predictions nearly equal, Acc-7 and MAE related to both.
@@ -35,6 +36,17 @@ class Shape:
 
     name: str
     rows: tuple[str, ...]  # row label of each block
+    settings: tuple[str, ...] = ()  # setting of each block (its column, with the metric: bench/seed_std.py)
+
+    def columns(self) -> np.ndarray:
+        """Column id of each (block, metric) cell, flattened block-major: same setting and metric."""
+        settings = self.settings or ("",) * len(self.rows)
+        names = list(dict.fromkeys(settings))
+        return np.array([names.index(s) * len(METRICS) + m for s in settings for m in range(len(METRICS))])
+
+    def blocks(self) -> np.ndarray:
+        """Block id of each (block, metric) cell, flattened block-major."""
+        return np.repeat(np.arange(len(self.rows)), len(METRICS))
 
     @property
     def cells(self) -> int:
@@ -44,44 +56,64 @@ class Shape:
 def table_shape(number: int) -> Shape:
     from bench.tables import TABLES, plan
 
-    return Shape(f"Table {number}", tuple(p.row.label for p in plan(TABLES[number], "real", "full")))
+    planned = plan(TABLES[number], "real", "full")
+    return Shape(f"Table {number}", tuple(p.row.label for p in planned), tuple(p.setting for p in planned))
 
 
 def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int = 1, test_k: int | None = None,
              shift_sd: np.ndarray | None = None, corr: np.ndarray | None = None, alpha: float = verdict.ALPHA,
-             rng: np.random.Generator | None = None) -> dict:
+             rng: np.random.Generator | None = None, row_sd: np.ndarray | None = None,
+             std_model: str = "moderated") -> dict:
     """Fraction of simulated tables that fail. ``true_k``: the paper's number is the best of that many runs;
     ``test_k``: what the check assumes (default the truth). ``shift_sd``: per block and metric, our true mean
     minus the paper's true mean in seed stds (negative = worse; default 0). ``corr``: correlation of one
-    run's metrics (default independent)."""
+    run's metrics (default independent). ``row_sd``: per block, its seed std as a multiple of ``std_points``
+    (default 1; shifts stay in units of ``std_points``). ``std_model``: "moderated" (bench check's),
+    "own" (each cell's own std) or "oracle" (the true std known: the information bound)."""
     rng = rng or np.random.default_rng(0)
     b, m = len(shape.rows), len(METRICS)
     sd = std_points * POINT
+    scale = np.ones(b) if row_sd is None else np.asarray(row_sd, dtype=float)
     chol = np.linalg.cholesky(corr if corr is not None else np.eye(m))
     # oriented values (higher = better) in units of the seed std, true paper mean 0
     ours = rng.standard_normal((tables, b, n, m)) @ chol.T
     paper = (rng.standard_normal((tables, b, true_k, m)) @ chol.T).max(axis=2)
+    ours, paper = ours * scale[None, :, None, None], paper * scale[None, :, None]
     if shift_sd is not None:
         ours = ours + shift_sd[None, :, None, :]
-    return batch_verdicts(ours * sd, paper * sd, shape, test_k or true_k, alpha)
+    known = np.broadcast_to(scale[:, None] * sd, (b, m)) if std_model == "oracle" else None
+    return batch_verdicts(ours * sd, paper * sd, shape, test_k or true_k, alpha,
+                          "own" if std_model == "oracle" else std_model, known)
 
 
-def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, alpha: float) -> dict:
+def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, alpha: float,
+                   std_model: str = "moderated", known_sd: np.ndarray | None = None) -> dict:
     """The verdicts of :func:`bench.verdict.compare` for many complete tables at once.
 
-    ``ours``: (tables, blocks, n, metrics) oriented values; ``paper``: (tables, blocks, metrics)."""
+    ``ours``: (tables, blocks, n, metrics) oriented values; ``paper``: (tables, blocks, metrics);
+    ``known_sd``: (blocks, metrics) true seed stds, used as known (df = inf) instead of estimated."""
     t_count, b, n, m = ours.shape
     mean, std = ours.mean(axis=2), ours.std(axis=2, ddof=1)
     gap = mean - paper
-    t = gap / (std * math.sqrt(1 + 1 / n))
-    p = verdict.null_cdf(t.ravel(), n, k).reshape(t.shape)
-    z = verdict.to_z(p)
     # the correlation of the metrics, pooled over the table's blocks (bench.verdict.pooled_correlation)
     e = (ours - mean[:, :, None, :]) / std[:, :, None, :]
     r = np.einsum("tbsi,tbsj->tij", e, e) / (b * (n - 1))
     r = np.clip(r, 0.0, 1.0)
     r[:, np.arange(m), np.arange(m)] = 1.0
-    block_z = z.sum(axis=2) / np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))[:, None]
+    if known_sd is not None:
+        scale_sd, df = np.broadcast_to(known_sd, std.shape), np.full(std.shape, np.inf)
+    elif std_model == "moderated":
+        var, df, _ = seed_std.moderate((std ** 2).reshape(t_count, b * m), n - 1, shape.columns(),
+                                       shape.blocks(), seed_std.independence(r))
+        scale_sd, df = np.sqrt(var).reshape(std.shape), df.reshape(std.shape)
+    else:
+        scale_sd, df = std, np.full(std.shape, n - 1.0)
+    t = gap / (scale_sd * math.sqrt(1 + 1 / n))
+    p = verdict.null_cdf(t.ravel(), n, k, df.ravel()).reshape(t.shape)
+    p_comb = p
+    if known_sd is None and std_model == "moderated" and COMBINED_OWN(k):  # verdict.combined_p
+        p_comb = verdict.null_cdf((gap / (std * math.sqrt(1 + 1 / n))).ravel(), n, k).reshape(t.shape)
+    block_z = verdict.to_z(p_comb).sum(axis=2) / np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))[:, None]
     labels = list(dict.fromkeys(shape.rows))
     member = np.array([[row == label for row in shape.rows] for label in labels], dtype=float)  # rows x blocks
     row_z = (block_z @ member.T) / np.sqrt(member.sum(axis=1))
