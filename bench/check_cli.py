@@ -19,6 +19,9 @@ def add_published_args(c) -> None:
     c.add_argument("--assume-std", action="append", default=[], metavar="METRIC=STD",
                    help="--against published: a known seed std (fraction) for a metric instead of the sample std; "
                         "needed for cells with one seed")
+    c.add_argument("--seed-std", default="moderated", choices=("moderated", "own"),
+                   help="--against published: each cell's seed std moderated over the table (default; more power "
+                        "with few seeds) or its own sample std; docs/verdicts.md")
     c.add_argument("--from-csv", default=None, metavar="PATH",
                    help="--against published: per-seed results as a long CSV (columns method,dataset,setting,seed,"
                         "split,metric,value[,row]) instead of a results directory")
@@ -65,6 +68,7 @@ def check_options(args):
                         overrides=parse_sets(getattr(args, "sets", [])), epochs=getattr(args, "epochs", None),
                         published_as=parse_published_as(getattr(args, "published_as", "single")), alpha=alpha,
                         assume_std=_metric_values("--assume-std", getattr(args, "assume_std", [])),
+                        seed_std=getattr(args, "seed_std", "moderated"),
                         text=text_choice(args))
 
 
