@@ -23,7 +23,6 @@ from bench.check import DEFAULT_FLOORS
 
 METRICS = ("acc7", "acc2", "f1", "mae")
 FLOORS = np.array([DEFAULT_FLOORS[m] for m in METRICS])
-COMBINED_OWN = lambda k: k > 1  # noqa
 POINT = 0.01  # one point: 0.01 accuracy, 0.01 MAE
 # Correlation of one run's oriented metrics (acc7, acc2, f1, −mae) for the "correlated" scenario: Acc-2 and F1
 # of the same predictions nearly equal, Acc-7 and MAE related to both.
@@ -62,26 +61,33 @@ def table_shape(number: int) -> Shape:
 
 def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int = 1, test_k: int | None = None,
              shift_sd: np.ndarray | None = None, corr: np.ndarray | None = None, alpha: float = verdict.ALPHA,
-             rng: np.random.Generator | None = None, row_sd: np.ndarray | None = None,
+             rng: np.random.Generator | None = None, row_sd: np.ndarray | str | None = None,
              std_model: str = "moderated") -> dict:
     """Fraction of simulated tables that fail. ``true_k``: the paper's number is the best of that many runs;
     ``test_k``: what the check assumes (default the truth). ``shift_sd``: per block and metric, our true mean
     minus the paper's true mean in seed stds (negative = worse; default 0). ``corr``: correlation of one
-    run's metrics (default independent). ``row_sd``: per block, its seed std as a multiple of ``std_points``
-    (default 1; shifts stay in units of ``std_points``). ``std_model``: "moderated" (bench check's),
-    "own" (each cell's own std) or "oracle" (the true std known: the information bound)."""
+    run's metrics (default independent). ``row_sd``: the seed std of each block (blocks,) or cell
+    (blocks, metrics) as a multiple of ``std_points`` (default 1; shifts stay in units of ``std_points``), or
+    "cells ×1-×3": every cell's multiple drawn log-uniform in [1, 3], anew for each table. ``std_model``:
+    "moderated" (bench check's), "own" (each cell's own std) or "oracle" (the true std known: the information
+    bound)."""
     rng = rng or np.random.default_rng(0)
     b, m = len(shape.rows), len(METRICS)
     sd = std_points * POINT
-    scale = np.ones(b) if row_sd is None else np.asarray(row_sd, dtype=float)
     chol = np.linalg.cholesky(corr if corr is not None else np.eye(m))
     # oriented values (higher = better) in units of the seed std, true paper mean 0
     ours = rng.standard_normal((tables, b, n, m)) @ chol.T
     paper = (rng.standard_normal((tables, b, true_k, m)) @ chol.T).max(axis=2)
-    ours, paper = ours * scale[None, :, None, None], paper * scale[None, :, None]
+    if isinstance(row_sd, str):
+        scale = np.exp(rng.uniform(0.0, math.log(3.0), (tables, b, m)))
+    else:
+        scale = np.ones((1, b, m)) * (1.0 if row_sd is None else np.asarray(row_sd, dtype=float).reshape(1, b, -1))
+    ours, paper = ours * scale[:, :, None, :], paper * scale
     if shift_sd is not None:
         ours = ours + shift_sd[None, :, None, :]
-    known = np.broadcast_to(scale[:, None] * sd, (b, m)) if std_model == "oracle" else None
+    if std_model == "oracle" and scale.shape[0] > 1:
+        raise ValueError("the known-std bound needs one std per cell for all tables")
+    known = scale[0] * sd if std_model == "oracle" else None
     return batch_verdicts(ours * sd, paper * sd, shape, test_k or true_k, alpha,
                           "own" if std_model == "oracle" else std_model, known)
 
@@ -111,7 +117,7 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
     t = gap / (scale_sd * math.sqrt(1 + 1 / n))
     p = verdict.null_cdf(t.ravel(), n, k, df.ravel()).reshape(t.shape)
     p_comb = p
-    if known_sd is None and std_model == "moderated" and COMBINED_OWN(k):  # verdict.combined_p
+    if known_sd is None and std_model == "moderated" and verdict.combined_uses_own_std(k):
         p_comb = verdict.null_cdf((gap / (std * math.sqrt(1 + 1 / n))).ravel(), n, k).reshape(t.shape)
     block_z = verdict.to_z(p_comb).sum(axis=2) / np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))[:, None]
     labels = list(dict.fromkeys(shape.rows))
@@ -133,29 +139,62 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
             "p": p, "adj": adj, "worse": worse}
 
 
-def shift(shape: Shape, scenario: str) -> np.ndarray | None:
-    """True mean shift in seed stds per (block, metric): the last row of the table 3σ worse, or all cells 1σ."""
+def shift(shape: Shape, scenario: str, std_points: float = 1.0) -> np.ndarray | None:
+    """True mean shift in seed stds per (block, metric): the last row of the table 3σ worse, every cell 1σ
+    worse, or every cell 1σ and at least 1.5 floors worse (a shift the floors count as a regression)."""
     b, m = len(shape.rows), len(METRICS)
     if scenario == "null":
         return None
     if scenario == "all cells 1σ worse":
         return np.full((b, m), -1.0)
+    if scenario == "all cells 1σ and ≥ 1.5 floors worse":
+        return np.broadcast_to(-np.maximum(1.0, 1.5 * FLOORS / (std_points * POINT)), (b, m)).copy()
     if scenario == "one row 3σ worse":
         last = shape.rows[-1]
         return np.array([[-3.0 if r == last else 0.0] * m for r in shape.rows])
     raise ValueError(scenario)
 
 
-SCENARIOS = (  # (name, scenario, the paper's number really is best of, check assumes, correlated metrics)
-    ("faithful", "null", 1, 1, False),
-    ("faithful, correlated metrics", "null", 1, 1, True),
-    ("faithful, paper best of 5", "null", 5, 5, False),
-    ("faithful, paper best of 5, checked as single", "null", 5, 1, False),
-    ("one row 3σ worse", "one row 3σ worse", 1, 1, False),
-    ("one row 3σ worse, paper best of 5", "one row 3σ worse", 5, 5, False),
-    ("all cells 1σ worse", "all cells 1σ worse", 1, 1, False),
-    ("all cells 1σ worse, paper best of 5", "all cells 1σ worse", 5, 5, False),
+@dataclass(frozen=True)
+class Scenario:
+    """One line of the calibration: what is true, and what the check assumes."""
+
+    name: str
+    shift: str = "null"  # see :func:`shift`
+    true_k: int = 1  # the paper's number really is the best of this many runs
+    test_k: int = 1  # the check assumes (--published-as)
+    correlated: bool = False  # metrics of one run correlated (CORRELATED)
+    row_sd: str | None = None  # None, "rows ×1-×3" (blocks' stds geometric from 1 to 3), "cells ×1-×3" (random)
+    std_model: str = "moderated"  # bench check's; "own" (--seed-std own); "oracle" (σ known: the bound)
+
+
+ROW3, ALL1, FLOOR15 = "one row 3σ worse", "all cells 1σ worse", "all cells 1σ and ≥ 1.5 floors worse"
+SCENARIOS = (
+    Scenario("faithful"),
+    Scenario("faithful, correlated metrics", correlated=True),
+    Scenario("faithful, rows' std ×1-×3", row_sd="rows ×1-×3"),
+    Scenario("faithful, cells' std ×1-×3 at random", row_sd="cells ×1-×3"),
+    Scenario("faithful, paper best of 5", true_k=5, test_k=5),
+    Scenario("faithful, paper best of 5, checked as single", true_k=5),
+    Scenario("faithful, own std (--seed-std own)", std_model="own"),
+    Scenario(ROW3, ROW3),
+    Scenario(ROW3 + ", own std", ROW3, std_model="own"),
+    Scenario(ROW3 + ", σ known (bound)", ROW3, std_model="oracle"),
+    Scenario(ROW3 + ", paper best of 5", ROW3, 5, 5),
+    Scenario(ROW3 + ", paper best of 5, σ known (bound)", ROW3, 5, 5, std_model="oracle"),
+    Scenario(ALL1, ALL1),
+    Scenario(ALL1 + ", own std", ALL1, std_model="own"),
+    Scenario(ALL1 + ", σ known (bound)", ALL1, std_model="oracle"),
+    Scenario(ALL1 + ", paper best of 5", ALL1, 5, 5),
+    Scenario(FLOOR15, FLOOR15),
+    Scenario(FLOOR15 + ", σ known (bound)", FLOOR15, std_model="oracle"),
 )
+
+
+def _row_sd(shape: Shape, spec: str | None):
+    if spec == "rows ×1-×3":
+        return np.geomspace(1.0, 3.0, len(shape.rows))
+    return spec  # None, or "cells ×1-×3" (drawn in simulate)
 
 
 def calibrate(tables: int = 2000, seed: int = 0, numbers=(1, 4), ns=(3, 5, 10), stds=(0.5, 1.0, 2.0, 3.0),
@@ -164,12 +203,13 @@ def calibrate(tables: int = 2000, seed: int = 0, numbers=(1, 4), ns=(3, 5, 10), 
     recs = []
     for number in numbers:
         shape = table_shape(number)
-        for name, scenario, true_k, test_k, correlated in scenarios:
+        for sc in scenarios:
             for n in ns:
                 for sd in stds:
-                    r = simulate(shape, tables, n, sd, true_k, test_k, shift(shape, scenario),
-                                 CORRELATED if correlated else None, rng=rng)
-                    recs.append({"table": shape.name, "cells": shape.cells, "scenario": name, "n": n,
+                    r = simulate(shape, tables, n, sd, sc.true_k, sc.test_k, shift(shape, sc.shift, sd),
+                                 CORRELATED if sc.correlated else None, rng=rng, row_sd=_row_sd(shape, sc.row_sd),
+                                 std_model=sc.std_model)
+                    recs.append({"table": shape.name, "cells": shape.cells, "scenario": sc.name, "n": n,
                                  "std_points": sd, "tables": tables, "fail_rate": r["fail"],
                                  "cell_fail_rate": r["cell_fail"]})
     return pd.DataFrame(recs)
