@@ -287,7 +287,7 @@ def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: d
             out[col] = np.nan
     out["df"] = out["df"].astype(float)
     tested = out["verdict"].isna() if "verdict" in out else pd.Series(True, index=out.index)
-    known = out["known"].fillna(False).astype(bool)
+    known = out["known"].eq(True)  # NaN (untested cells) is not known
     out["std_used"] = out["std"]  # the std the test uses: own, known (--assume-std) or moderated
     out.loc[known, "std_used"] = [assume_std[m] for m in out.loc[known, "metric"]]
     corr = pooled_correlation(_oriented_blocks(out[tested]))
