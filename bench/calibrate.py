@@ -110,7 +110,7 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
         scale_sd, df = np.broadcast_to(known_sd, std.shape), np.full(std.shape, np.inf)
     elif std_model == "moderated":
         var, df, _ = seed_std.moderate((std ** 2).reshape(t_count, b * m), n - 1, shape.columns(),
-                                       shape.blocks(), seed_std.independence(r))
+                                       shape.blocks(), seed_std.independence(r, b * (n - 1)))
         scale_sd, df = np.sqrt(var).reshape(std.shape), df.reshape(std.shape)
     else:
         scale_sd, df = std, np.full(std.shape, n - 1.0)

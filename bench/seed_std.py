@@ -120,9 +120,15 @@ def _moderate_complete(s2: np.ndarray, d: np.ndarray, column: np.ndarray, block:
     return mod, df, d0
 
 
-def independence(corr: np.ndarray) -> np.ndarray:
-    """m_eff / m of the metrics of one run from their correlation matrix (..., m, m): the sample variances
-    of two metrics with correlation r have correlation r², so m_eff = m² / sum(r²)."""
+def independence(corr: np.ndarray, df) -> np.ndarray:
+    """m_eff / m of the metrics of one run from their correlation matrix (..., m, m), estimated with ``df``
+    degrees of freedom: the sample variances of two metrics with correlation r have correlation r², so
+    m_eff = m² / sum(r²), with each r² less its noise, (1 − r²)/(df − 2) (Olkin and Pratt's first-order
+    correction: with few seeds, independent metrics would otherwise look correlated)."""
     corr = np.asarray(corr, dtype=float)
     m = corr.shape[-1]
-    return m / (corr ** 2).sum(axis=(-2, -1))
+    r2 = corr ** 2
+    r2 = np.clip(r2 - (1 - r2) / np.maximum(np.asarray(df, dtype=float) - 2, 1)[..., None, None], 0, 1)
+    idx = np.arange(m)
+    r2[..., idx, idx] = 1.0
+    return m / r2.sum(axis=(-2, -1))

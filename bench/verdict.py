@@ -348,8 +348,10 @@ def _moderate_cells(out: pd.DataFrame, sel: pd.Series, corr: pd.DataFrame) -> No
         return
     column = pd.factorize(g["setting"].astype(str) + "\x1f" + g["metric"].astype(str))[0]
     block = pd.factorize(g["row"].astype(str) + "\x1f" + g["setting"].astype(str))[0]
+    corr_df = sum(len(b.dropna()) - 1 for b in _oriented_blocks(g) if len(b.dropna()) > 1)  # pooled_correlation's
+    indep = float(independence(corr.to_numpy(), corr_df)) if len(corr) and corr_df > 0 else 1.0
     var, df, _ = moderate((g["std"].to_numpy(dtype=float) ** 2)[None, :], g["n"].to_numpy(dtype=float) - 1,
-                          column, block, float(independence(corr.to_numpy())) if len(corr) else 1.0)
+                          column, block, indep)
     ok = np.isfinite(var[0])
     out.loc[g.index[ok], "std_used"] = np.sqrt(var[0][ok])
     out.loc[g.index[ok], "df"] = df[0][ok]
