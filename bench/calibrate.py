@@ -180,6 +180,8 @@ SCENARIOS = (
     Scenario(ROW3, ROW3),
     Scenario(ROW3 + ", own std", ROW3, std_model="own"),
     Scenario(ROW3 + ", σ known (bound)", ROW3, std_model="oracle"),
+    Scenario(ROW3 + ", correlated metrics", ROW3, correlated=True),
+    Scenario(ROW3 + ", correlated metrics, σ known (bound)", ROW3, correlated=True, std_model="oracle"),
     Scenario(ROW3 + ", paper best of 5", ROW3, 5, 5),
     Scenario(ROW3 + ", paper best of 5, σ known (bound)", ROW3, 5, 5, std_model="oracle"),
     Scenario(ALL1, ALL1),
