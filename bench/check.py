@@ -190,12 +190,13 @@ def published_frame(spec: TableSpec, values: dict, opts: CheckOptions, excluded:
 
 
 def check_published(spec: TableSpec, results_dir: Path | None, opts: CheckOptions,
-                    values: dict | None = None) -> pd.DataFrame:
+                    values: dict | None = None, frozen: set | None = None) -> pd.DataFrame:
     """Verdicts against the paper (docs/verdicts.md) for a results directory or for ``values`` already read
-    (``bench check --from-csv``): cells, then the row and table tests."""
+    (``bench check --from-csv``, with ``frozen`` its (row, setting) blocks run on frozen text): cells, then
+    the row and table tests."""
     from bench import verdict
 
-    excluded = {}
+    excluded = dict.fromkeys(frozen or (), FROZEN_TEXT)
     if values is None:
         cells = published_cells(spec, results_dir, opts)
         values = _values_by_cell(spec, cells)

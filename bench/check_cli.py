@@ -24,7 +24,7 @@ def add_published_args(c) -> None:
                         "with few seeds) or its own sample std; docs/verdicts.md")
     c.add_argument("--from-csv", default=None, metavar="PATH",
                    help="--against published: per-seed results as a long CSV (columns method,dataset,setting,seed,"
-                        "split,metric,value[,row]) instead of a results directory")
+                        "split,metric,value[,row][,text]) instead of a results directory")
     c.add_argument("--csv", default=None, metavar="PATH",
                    help="write the per-cell verdicts as CSV (default for --against published on a results "
                         "directory: <results>/check-tableN-published.csv)")
@@ -93,12 +93,13 @@ def cmd_check(args) -> int:
         print(f"reference for table {spec.number} ({args.source}) written: {path}")
         return 0
     if args.against == "published":
-        values = None
+        values, frozen = None, None
         if args.from_csv:
-            from bench.check_csv import read_long_csv, table_values
+            from bench.check_csv import frozen_text_blocks, read_long_csv, table_values
 
-            values = table_values(spec, read_long_csv(Path(args.from_csv)), Path(args.from_csv))
-        df = check.check_published(spec, results, opts, values)
+            lines = read_long_csv(Path(args.from_csv))
+            values, frozen = table_values(spec, lines, Path(args.from_csv)), frozen_text_blocks(spec, lines)
+        df = check.check_published(spec, results, opts, values, frozen)
         shape = "one run" if opts.published_as == 1 else f"the best of {opts.published_as} runs"
         print(f"Table {spec.number} against the published numbers (each counted as {shape}; one-sided tests, "
               f"Holm at {opts.alpha:g}; floors as minimum gaps; docs/verdicts.md)")

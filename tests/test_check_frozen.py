@@ -68,3 +68,24 @@ def test_frozen_text_does_not_hide_other_rows(tmp_path, capsys):
     code = main(["check", "--table", "1", "--against", "published", "--results", str(tmp_path), "--text", "frozen"])
     out = capsys.readouterr().out
     assert code == 1 and "FAIL" in out and FROZEN_TEXT in out
+
+
+def test_from_csv_text_column_marks_frozen_rows(tmp_path, capsys):
+    from pathlib import Path
+
+    raw = pd.read_csv(Path(__file__).parent / "fixtures" / "table4-published.csv")
+    ud = raw["row"] == "UD only"
+    raw["text"] = ["frozen" if u else "bert-base-uncased" for u in ud]
+    raw.loc[ud & (raw["metric"] != "mae"), "value"] -= 0.05  # 5 points worse: would fail if compared
+    path, csv = tmp_path / "runs.csv", tmp_path / "cells.csv"
+    raw.to_csv(path, index=False)
+    code = main(["check", "--table", "4", "--against", "published", "--from-csv", str(path), "--csv", str(csv)])
+    out = capsys.readouterr().out
+    cells = pd.read_csv(csv)
+    cells = cells[cells["level"] == "cell"]
+    assert code == 0 and f"{FROZEN_TEXT} 4" in out and "reproduced 12" in out
+    assert set(cells[cells["verdict"] == FROZEN_TEXT]["row"]) == {"UD only"}
+    raw["text"] = "bert-base-uncased"  # the same numbers said to come from BERT runs: compared, and worse
+    raw.to_csv(path, index=False)
+    code = main(["check", "--table", "4", "--against", "published", "--from-csv", str(path)])
+    assert code == 1 and "FAIL" in capsys.readouterr().out
