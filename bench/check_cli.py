@@ -101,7 +101,8 @@ def cmd_check(args) -> int:
             values, frozen = table_values(spec, lines, Path(args.from_csv)), frozen_text_blocks(spec, lines)
         df = check.check_published(spec, results, opts, values, frozen)
         shape = "one run" if opts.published_as == 1 else f"the best of {opts.published_as} runs"
-        print(f"Table {spec.number} against the published numbers (each counted as {shape}; one-sided tests, "
+        std = "seed stds moderated over the table" if opts.seed_std == "moderated" else "each cell's own seed std"
+        print(f"Table {spec.number} against the published numbers (each counted as {shape}; one-sided tests, {std}, "
               f"Holm at {opts.alpha:g}; floors as minimum gaps; docs/verdicts.md)")
         print(check.format_verdicts(df))
         summary = check.published_summary(df)
