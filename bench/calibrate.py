@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from bench import verdict
+from bench import seed_std, verdict
 from bench.check import DEFAULT_FLOORS
 
 METRICS = ("acc7", "acc2", "f1", "mae")
@@ -35,6 +35,17 @@ class Shape:
 
     name: str
     rows: tuple[str, ...]  # row label of each block
+    settings: tuple[str, ...] = ()  # setting of each block (its column, with the metric: bench/seed_std.py)
+
+    def columns(self) -> np.ndarray:
+        """Column id of each (block, metric) cell, flattened block-major: same setting and metric."""
+        settings = self.settings or ("",) * len(self.rows)
+        names = list(dict.fromkeys(settings))
+        return np.array([names.index(s) * len(METRICS) + m for s in settings for m in range(len(METRICS))])
+
+    def blocks(self) -> np.ndarray:
+        """Block id of each (block, metric) cell, flattened block-major."""
+        return np.repeat(np.arange(len(self.rows)), len(METRICS))
 
     @property
     def cells(self) -> int:
@@ -44,16 +55,22 @@ class Shape:
 def table_shape(number: int) -> Shape:
     from bench.tables import TABLES, plan
 
-    return Shape(f"Table {number}", tuple(p.row.label for p in plan(TABLES[number], "real", "full")))
+    planned = plan(TABLES[number], "real", "full")
+    return Shape(f"Table {number}", tuple(p.row.label for p in planned), tuple(p.setting for p in planned))
 
 
 def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int = 1, test_k: int | None = None,
              shift_sd: np.ndarray | None = None, corr: np.ndarray | None = None, alpha: float = verdict.ALPHA,
-             rng: np.random.Generator | None = None) -> dict:
+             rng: np.random.Generator | None = None, row_sd: np.ndarray | str | None = None,
+             std_model: str = "moderated") -> dict:
     """Fraction of simulated tables that fail. ``true_k``: the paper's number is the best of that many runs;
     ``test_k``: what the check assumes (default the truth). ``shift_sd``: per block and metric, our true mean
     minus the paper's true mean in seed stds (negative = worse; default 0). ``corr``: correlation of one
-    run's metrics (default independent)."""
+    run's metrics (default independent). ``row_sd``: the seed std of each block (blocks,) or cell
+    (blocks, metrics) as a multiple of ``std_points`` (default 1; shifts stay in units of ``std_points``), or
+    "cells ×1-×3": every cell's multiple drawn log-uniform in [1, 3], anew for each table. ``std_model``:
+    "moderated" (bench check's), "own" (each cell's own std) or "oracle" (the true std known: the information
+    bound)."""
     rng = rng or np.random.default_rng(0)
     b, m = len(shape.rows), len(METRICS)
     sd = std_points * POINT
@@ -61,27 +78,48 @@ def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int =
     # oriented values (higher = better) in units of the seed std, true paper mean 0
     ours = rng.standard_normal((tables, b, n, m)) @ chol.T
     paper = (rng.standard_normal((tables, b, true_k, m)) @ chol.T).max(axis=2)
+    if isinstance(row_sd, str):
+        scale = np.exp(rng.uniform(0.0, math.log(3.0), (tables, b, m)))
+    else:
+        scale = np.ones((1, b, m)) * (1.0 if row_sd is None else np.asarray(row_sd, dtype=float).reshape(1, b, -1))
+    ours, paper = ours * scale[:, :, None, :], paper * scale
     if shift_sd is not None:
         ours = ours + shift_sd[None, :, None, :]
-    return batch_verdicts(ours * sd, paper * sd, shape, test_k or true_k, alpha)
+    if std_model == "oracle" and scale.shape[0] > 1:
+        raise ValueError("the known-std bound needs one std per cell for all tables")
+    known = scale[0] * sd if std_model == "oracle" else None
+    return batch_verdicts(ours * sd, paper * sd, shape, test_k or true_k, alpha,
+                          "own" if std_model == "oracle" else std_model, known)
 
 
-def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, alpha: float) -> dict:
+def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, alpha: float,
+                   std_model: str = "moderated", known_sd: np.ndarray | None = None) -> dict:
     """The verdicts of :func:`bench.verdict.compare` for many complete tables at once.
 
-    ``ours``: (tables, blocks, n, metrics) oriented values; ``paper``: (tables, blocks, metrics)."""
+    ``ours``: (tables, blocks, n, metrics) oriented values; ``paper``: (tables, blocks, metrics);
+    ``known_sd``: (blocks, metrics) true seed stds, used as known (df = inf) instead of estimated."""
     t_count, b, n, m = ours.shape
     mean, std = ours.mean(axis=2), ours.std(axis=2, ddof=1)
     gap = mean - paper
-    t = gap / (std * math.sqrt(1 + 1 / n))
-    p = verdict.null_cdf(t.ravel(), n, k).reshape(t.shape)
-    z = verdict.to_z(p)
     # the correlation of the metrics, pooled over the table's blocks (bench.verdict.pooled_correlation)
     e = (ours - mean[:, :, None, :]) / std[:, :, None, :]
     r = np.einsum("tbsi,tbsj->tij", e, e) / (b * (n - 1))
     r = np.clip(r, 0.0, 1.0)
     r[:, np.arange(m), np.arange(m)] = 1.0
-    block_z = z.sum(axis=2) / np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))[:, None]
+    if known_sd is not None:
+        scale_sd, df = np.broadcast_to(known_sd, std.shape), np.full(std.shape, np.inf)
+    elif std_model == "moderated":
+        var, df, _ = seed_std.moderate((std ** 2).reshape(t_count, b * m), n - 1, shape.columns(),
+                                       shape.blocks(), seed_std.independence(r, b * (n - 1)))
+        scale_sd, df = np.sqrt(var).reshape(std.shape), df.reshape(std.shape)
+    else:
+        scale_sd, df = std, np.full(std.shape, n - 1.0)
+    t = gap / (scale_sd * math.sqrt(1 + 1 / n))
+    p = verdict.null_cdf(t.ravel(), n, k, df.ravel()).reshape(t.shape)
+    p_comb = p
+    if known_sd is None and std_model == "moderated" and verdict.combined_uses_own_std(k):
+        p_comb = verdict.null_cdf((gap / (std * math.sqrt(1 + 1 / n))).ravel(), n, k).reshape(t.shape)
+    block_z = verdict.to_z(p_comb).sum(axis=2) / np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))[:, None]
     labels = list(dict.fromkeys(shape.rows))
     member = np.array([[row == label for row in shape.rows] for label in labels], dtype=float)  # rows x blocks
     row_z = (block_z @ member.T) / np.sqrt(member.sum(axis=1))
@@ -101,29 +139,64 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
             "p": p, "adj": adj, "worse": worse}
 
 
-def shift(shape: Shape, scenario: str) -> np.ndarray | None:
-    """True mean shift in seed stds per (block, metric): the last row of the table 3σ worse, or all cells 1σ."""
+def shift(shape: Shape, scenario: str, std_points: float = 1.0) -> np.ndarray | None:
+    """True mean shift in seed stds per (block, metric): the last row of the table 3σ worse, every cell 1σ
+    worse, or every cell 1σ and at least 1.5 floors worse (a shift the floors count as a regression)."""
     b, m = len(shape.rows), len(METRICS)
     if scenario == "null":
         return None
     if scenario == "all cells 1σ worse":
         return np.full((b, m), -1.0)
+    if scenario == "all cells 1σ and ≥ 1.5 floors worse":
+        return np.broadcast_to(-np.maximum(1.0, 1.5 * FLOORS / (std_points * POINT)), (b, m)).copy()
     if scenario == "one row 3σ worse":
         last = shape.rows[-1]
         return np.array([[-3.0 if r == last else 0.0] * m for r in shape.rows])
     raise ValueError(scenario)
 
 
-SCENARIOS = (  # (name, scenario, the paper's number really is best of, check assumes, correlated metrics)
-    ("faithful", "null", 1, 1, False),
-    ("faithful, correlated metrics", "null", 1, 1, True),
-    ("faithful, paper best of 5", "null", 5, 5, False),
-    ("faithful, paper best of 5, checked as single", "null", 5, 1, False),
-    ("one row 3σ worse", "one row 3σ worse", 1, 1, False),
-    ("one row 3σ worse, paper best of 5", "one row 3σ worse", 5, 5, False),
-    ("all cells 1σ worse", "all cells 1σ worse", 1, 1, False),
-    ("all cells 1σ worse, paper best of 5", "all cells 1σ worse", 5, 5, False),
+@dataclass(frozen=True)
+class Scenario:
+    """One line of the calibration: what is true, and what the check assumes."""
+
+    name: str
+    shift: str = "null"  # see :func:`shift`
+    true_k: int = 1  # the paper's number really is the best of this many runs
+    test_k: int = 1  # the check assumes (--published-as)
+    correlated: bool = False  # metrics of one run correlated (CORRELATED)
+    row_sd: str | None = None  # None, "rows ×1-×3" (blocks' stds geometric from 1 to 3), "cells ×1-×3" (random)
+    std_model: str = "moderated"  # bench check's; "own" (--seed-std own); "oracle" (σ known: the bound)
+
+
+ROW3, ALL1, FLOOR15 = "one row 3σ worse", "all cells 1σ worse", "all cells 1σ and ≥ 1.5 floors worse"
+SCENARIOS = (
+    Scenario("faithful"),
+    Scenario("faithful, correlated metrics", correlated=True),
+    Scenario("faithful, rows' std ×1-×3", row_sd="rows ×1-×3"),
+    Scenario("faithful, cells' std ×1-×3 at random", row_sd="cells ×1-×3"),
+    Scenario("faithful, paper best of 5", true_k=5, test_k=5),
+    Scenario("faithful, paper best of 5, checked as single", true_k=5),
+    Scenario("faithful, own std (--seed-std own)", std_model="own"),
+    Scenario(ROW3, ROW3),
+    Scenario(ROW3 + ", own std", ROW3, std_model="own"),
+    Scenario(ROW3 + ", σ known (bound)", ROW3, std_model="oracle"),
+    Scenario(ROW3 + ", correlated metrics", ROW3, correlated=True),
+    Scenario(ROW3 + ", correlated metrics, σ known (bound)", ROW3, correlated=True, std_model="oracle"),
+    Scenario(ROW3 + ", paper best of 5", ROW3, 5, 5),
+    Scenario(ROW3 + ", paper best of 5, σ known (bound)", ROW3, 5, 5, std_model="oracle"),
+    Scenario(ALL1, ALL1),
+    Scenario(ALL1 + ", own std", ALL1, std_model="own"),
+    Scenario(ALL1 + ", σ known (bound)", ALL1, std_model="oracle"),
+    Scenario(ALL1 + ", paper best of 5", ALL1, 5, 5),
+    Scenario(FLOOR15, FLOOR15),
+    Scenario(FLOOR15 + ", σ known (bound)", FLOOR15, std_model="oracle"),
 )
+
+
+def _row_sd(shape: Shape, spec: str | None):
+    if spec == "rows ×1-×3":
+        return np.geomspace(1.0, 3.0, len(shape.rows))
+    return spec  # None, or "cells ×1-×3" (drawn in simulate)
 
 
 def calibrate(tables: int = 2000, seed: int = 0, numbers=(1, 4), ns=(3, 5, 10), stds=(0.5, 1.0, 2.0, 3.0),
@@ -132,12 +205,13 @@ def calibrate(tables: int = 2000, seed: int = 0, numbers=(1, 4), ns=(3, 5, 10), 
     recs = []
     for number in numbers:
         shape = table_shape(number)
-        for name, scenario, true_k, test_k, correlated in scenarios:
+        for sc in scenarios:
             for n in ns:
                 for sd in stds:
-                    r = simulate(shape, tables, n, sd, true_k, test_k, shift(shape, scenario),
-                                 CORRELATED if correlated else None, rng=rng)
-                    recs.append({"table": shape.name, "cells": shape.cells, "scenario": name, "n": n,
+                    r = simulate(shape, tables, n, sd, sc.true_k, sc.test_k, shift(shape, sc.shift, sd),
+                                 CORRELATED if sc.correlated else None, rng=rng, row_sd=_row_sd(shape, sc.row_sd),
+                                 std_model=sc.std_model)
+                    recs.append({"table": shape.name, "cells": shape.cells, "scenario": sc.name, "n": n,
                                  "std_points": sd, "tables": tables, "fail_rate": r["fail"],
                                  "cell_fail_rate": r["cell_fail"]})
     return pd.DataFrame(recs)

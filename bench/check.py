@@ -31,7 +31,9 @@ DEFAULT_FLOORS = {"acc7": 0.01, "acc2": 0.01, "f1": 0.01, "acc": 0.01, "precisio
                   "mae": 0.02, "corr": 0.02}
 VERDICTS = ("reproduced", "better", "worse-than-band", "missing")
 VERDICT_NOTE = ("one-sided test per cell counting the paper's number as one run of the same seed distribution, "
-                "row and table tests, Holm over the table at 5 %, floors as minimum gaps; docs/verdicts.md")
+                "seed std moderated over the table, row and table tests, Holm over the table at 5 %, floors as "
+                "minimum gaps; docs/verdicts.md")
+FROZEN_TEXT = "not comparable (frozen text)"  # a BERT row of the paper run on the frozen text features
 
 
 @dataclass
@@ -46,6 +48,7 @@ class CheckOptions:
     alpha: float = 0.05
     assume_std: dict = field(default_factory=dict)  # metric -> known seed std (fraction); n = 1 cells need it
     rows: tuple[str, ...] | None = None
+    seed_std: str = "moderated"  # bench.verdict.SEED_STD_MODELS: moderated over the table, or each cell's own
     text: object = None  # bench.text_encoder.TextChoice: --text-model / --text frozen (None: find either)
 
 
@@ -126,6 +129,11 @@ def require_results(results_dir: Path) -> None:
 def published_values(spec: TableSpec, results_dir: Path, opts: CheckOptions) -> dict:
     """Our per-seed values of every planned cell from a results directory, after refusing results that must
     not be compared with the paper (synthetic, non-standard files, the compact budget)."""
+    return _values_by_cell(spec, published_cells(spec, results_dir, opts))
+
+
+def published_cells(spec: TableSpec, results_dir: Path, opts: CheckOptions) -> dict:
+    """(row label, setting) -> result dicts of a results directory, refused as :func:`published_values` says."""
     cells = collect_cells(spec, results_dir, "real", opts)
     if opts.rows is not None:
         cells = {k: v for k, v in cells.items() if k[0] in opts.rows}
@@ -146,38 +154,57 @@ def published_values(spec: TableSpec, results_dir: Path, opts: CheckOptions) -> 
                 files = ", ".join(str(f.get("path")) for f in r["data"].get("files", []))
                 raise UserError(f"refusing to compare results from non-standard data files ({files}) with "
                                 "published numbers: their SHA-256 does not match MMSA's published checksums")
-    return _values_by_cell(spec, cells)
+    return cells
 
 
-def published_frame(spec: TableSpec, values: dict, opts: CheckOptions) -> pd.DataFrame:
-    """The cells handed to :func:`bench.verdict.compare`: published number, direction, floor, our values."""
+def frozen_text_cells(spec: TableSpec, cells: dict) -> set:
+    """(row label, setting) blocks whose paper fine-tunes BERT but whose runs used the frozen text features
+    (``--text frozen``): a different model, so not comparable with the paper's number."""
+    from bench.tables import row_text
+
+    rows = {r.label: r for r in spec.rows}
+    return {key for key, results in cells.items()
+            if "frozen" in row_text(spec, rows[key[0]], key[1], results).split(";")}
+
+
+def published_frame(spec: TableSpec, values: dict, opts: CheckOptions, excluded: dict | None = None) -> pd.DataFrame:
+    """The cells handed to :func:`bench.verdict.compare`: published number, direction, floor, our values, and
+    why a block is kept out of the verdict (``excluded``: (row label, setting) -> reason)."""
+    excluded = excluded or {}
     recs = []
     for (label, setting), by_metric in values.items():
         row = next(r for r in spec.rows if r.label == label)
+        why = excluded.get((label, setting), "")
         for m in spec.metrics:
             vals = {s: float(v) for s, v in (by_metric.get(m) or {}).items() if v is not None and math.isfinite(v)}
-            if len(vals) == 1 and m not in opts.assume_std:
+            if len(vals) == 1 and m not in opts.assume_std and not why:
                 raise UserError(f"cell {label} / {setting} / {m} has one seed: its seed std cannot be estimated. "
                                 f"Run at least 2 seeds (5 recommended) or give --assume-std {m}=STD (a fraction)")
             recs.append({"row": label, "setting": setting, "metric": m,
                          "published": lookup(spec.published_table, row.published_method, row.published_variant, m,
                                              setting),
                          "higher": HIGHER_IS_BETTER[metric_key(spec, m)], "floor": opts.floors.get(m, 0.01),
-                         "values": vals})
-    return pd.DataFrame(recs, columns=["row", "setting", "metric", "published", "higher", "floor", "values"])
+                         "values": vals, "excluded": why})
+    return pd.DataFrame(recs, columns=["row", "setting", "metric", "published", "higher", "floor", "values",
+                                       "excluded"])
 
 
 def check_published(spec: TableSpec, results_dir: Path | None, opts: CheckOptions,
-                    values: dict | None = None) -> pd.DataFrame:
+                    values: dict | None = None, frozen: set | None = None) -> pd.DataFrame:
     """Verdicts against the paper (docs/verdicts.md) for a results directory or for ``values`` already read
-    (``bench check --from-csv``): cells, then the row and table tests."""
+    (``bench check --from-csv``, with ``frozen`` its (row, setting) blocks run on frozen text): cells, then
+    the row and table tests."""
     from bench import verdict
 
+    excluded = dict.fromkeys(frozen or (), FROZEN_TEXT)
     if values is None:
-        values = published_values(spec, results_dir, opts)
+        cells = published_cells(spec, results_dir, opts)
+        values = _values_by_cell(spec, cells)
+        excluded = dict.fromkeys(frozen_text_cells(spec, cells), FROZEN_TEXT)
     elif opts.rows is not None:
         values = {k: v for k, v in values.items() if k[0] in opts.rows}
-    return verdict.compare(published_frame(spec, values, opts), opts.published_as, opts.alpha, opts.assume_std)
+    return verdict.compare(published_frame(spec, values, opts, excluded), opts.published_as, opts.alpha,
+                           opts.assume_std, opts.seed_std)
 
 
 def format_verdicts(df: pd.DataFrame) -> str:
@@ -221,6 +248,9 @@ def published_summary(df: pd.DataFrame) -> str:
     cells = df[df["level"] == "cell"]["verdict"].value_counts().to_dict()
     bad = df[(df["level"] != "cell") & (df["verdict"] == "worse")]
     text = ", ".join(f"{k} {v}" for k, v in cells.items())
+    if cells.get(FROZEN_TEXT):
+        text += (f" (those {cells[FROZEN_TEXT]} cells ran on the frozen text features instead of the paper's "
+                 "fine-tuned BERT and are left out of the verdict; give --text-model PATH to compare them)")
     if len(bad):
         text += "; combined tests worse: " + ", ".join("table" if r.level == "table" else f"row {r.row}"
                                                         for r in bad.itertuples())

@@ -19,9 +19,12 @@ def add_published_args(c) -> None:
     c.add_argument("--assume-std", action="append", default=[], metavar="METRIC=STD",
                    help="--against published: a known seed std (fraction) for a metric instead of the sample std; "
                         "needed for cells with one seed")
+    c.add_argument("--seed-std", default="moderated", choices=("moderated", "own"),
+                   help="--against published: each cell's seed std moderated over the table (default; more power "
+                        "with few seeds) or its own sample std; docs/verdicts.md")
     c.add_argument("--from-csv", default=None, metavar="PATH",
                    help="--against published: per-seed results as a long CSV (columns method,dataset,setting,seed,"
-                        "split,metric,value[,row]) instead of a results directory")
+                        "split,metric,value[,row][,text]) instead of a results directory")
     c.add_argument("--csv", default=None, metavar="PATH",
                    help="write the per-cell verdicts as CSV (default for --against published on a results "
                         "directory: <results>/check-tableN-published.csv)")
@@ -65,6 +68,7 @@ def check_options(args):
                         overrides=parse_sets(getattr(args, "sets", [])), epochs=getattr(args, "epochs", None),
                         published_as=parse_published_as(getattr(args, "published_as", "single")), alpha=alpha,
                         assume_std=_metric_values("--assume-std", getattr(args, "assume_std", [])),
+                        seed_std=getattr(args, "seed_std", "moderated"),
                         text=text_choice(args))
 
 
@@ -89,14 +93,16 @@ def cmd_check(args) -> int:
         print(f"reference for table {spec.number} ({args.source}) written: {path}")
         return 0
     if args.against == "published":
-        values = None
+        values, frozen = None, None
         if args.from_csv:
-            from bench.check_csv import read_long_csv, table_values
+            from bench.check_csv import frozen_text_blocks, read_long_csv, table_values
 
-            values = table_values(spec, read_long_csv(Path(args.from_csv)), Path(args.from_csv))
-        df = check.check_published(spec, results, opts, values)
+            lines = read_long_csv(Path(args.from_csv))
+            values, frozen = table_values(spec, lines, Path(args.from_csv)), frozen_text_blocks(spec, lines)
+        df = check.check_published(spec, results, opts, values, frozen)
         shape = "one run" if opts.published_as == 1 else f"the best of {opts.published_as} runs"
-        print(f"Table {spec.number} against the published numbers (each counted as {shape}; one-sided tests, "
+        std = "seed stds moderated over the table" if opts.seed_std == "moderated" else "each cell's own seed std"
+        print(f"Table {spec.number} against the published numbers (each counted as {shape}; one-sided tests, {std}, "
               f"Holm at {opts.alpha:g}; floors as minimum gaps; docs/verdicts.md)")
         print(check.format_verdicts(df))
         summary = check.published_summary(df)

@@ -3,8 +3,9 @@
 Required columns: method, dataset, setting, seed, split, metric, value (registry method names, dataset
 mosi/mosei/mintrec, metric keys of result.json, accuracies as fractions; only split == test is used;
 extra columns are ignored). An optional ``row`` column names the table row where several rows run the
-same method (Table 4's ablations are all ``emoe``). Rows whose ``data_source`` is ``synthetic`` are
-refused. Every problem is one line naming what is wrong (exit 2).
+same method (Table 4's ablations are all ``emoe``); an optional ``text`` column says ``frozen`` for runs on
+the frozen text features (their BERT rows are then not compared with the paper). Rows whose
+``data_source`` is ``synthetic`` are refused. Every problem is one line naming what is wrong (exit 2).
 """
 
 from __future__ import annotations
@@ -109,4 +110,25 @@ def table_values(spec: TableSpec, df: pd.DataFrame, path: Path) -> dict:
                                 "(e.g. filter by config_hash) or add a 'row' column")
             by_metric[m] = dict(zip(g["seed"], g["value"]))
         out[(p.row.label, p.setting)] = by_metric
+    return out
+
+
+def frozen_text_blocks(spec: TableSpec, df: pd.DataFrame) -> set:
+    """(row label, setting) blocks whose paper fine-tunes BERT and whose lines say ``text == frozen``."""
+    if "text" not in df.columns:
+        return set()
+    from bench.registry import get_method
+    from bench.text_encoder import paper_uses_bert
+
+    frozen = df[df["text"].str.lower() == "frozen"]
+    out = set()
+    for p in plan(spec, "real", "full"):
+        if not paper_uses_bert(get_method(p.row.method), spec.family, p.setting):
+            continue
+        sel = frozen[(frozen["method"] == p.row.method) & (frozen["dataset"] == spec.family)
+                     & (frozen["setting"] == p.setting)]
+        if "row" in df.columns:
+            sel = sel[sel["row"] == p.row.label]
+        if len(sel):
+            out.add((p.row.label, p.setting))
     return out

@@ -91,18 +91,36 @@ def _peak_log_cdf_table(n: int, k: int, df: float) -> tuple[np.ndarray, np.ndarr
     return u, np.log(np.maximum(cdf, 1e-300))
 
 
-def null_cdf(t, n: int, k: int = 1, df: float | None = None) -> np.ndarray:
+# df of the peak:K tables: a moderated df (bench/seed_std.py) is rounded down onto this grid (fewer df, heavier
+# tails: a larger p for a worse gap, so the rounding is conservative) so that few tables are computed
+PEAK_DF_GRID = np.array([*range(1, 31), 35, 40, 50, 60, 80, 100, 150, 200, 300, 500, 1000, math.inf], dtype=float)
+
+
+def grid_df(df) -> np.ndarray:
+    """``df`` rounded down onto :data:`PEAK_DF_GRID` (at least 1)."""
+    df = np.asarray(df, dtype=float)
+    idx = np.searchsorted(PEAK_DF_GRID, df, side="right") - 1
+    return PEAK_DF_GRID[np.clip(idx, 0, len(PEAK_DF_GRID) - 1)]
+
+
+def null_cdf(t, n: int, k: int = 1, df=None) -> np.ndarray:
     """P(T ≤ t) under H0 (our true mean equals the true mean behind the paper's number).
 
-    ``df`` defaults to n − 1 (std estimated from our seeds); ``math.inf`` when the std is known
-    (``--assume-std``). ``k`` = 1: exact Student t / normal; k > 1: interpolated quadrature."""
+    ``df`` (scalar or one per t) defaults to n − 1 (std estimated from our seeds); ``math.inf`` when the std
+    is known (``--assume-std``); more when the std is moderated over the column (bench/seed_std.py).
+    ``k`` = 1: exact Student t / normal; k > 1: interpolated quadrature, df rounded down by :func:`grid_df`."""
     t = np.atleast_1d(np.asarray(t, dtype=float))
-    df = float(n - 1) if df is None else float(df)
+    df = np.broadcast_to(np.asarray(float(n - 1) if df is None else df, dtype=float), t.shape)
     if k == 1:
-        return st.norm.cdf(t) if math.isinf(df) else st.t.cdf(t, df)
-    u, log_cdf = _peak_log_cdf_table(int(n), int(k), df)
-    out = np.exp(np.interp(np.arcsinh(np.nan_to_num(t, nan=0.0, posinf=1e300, neginf=-1e300)), u, log_cdf))
-    return np.where(np.isnan(t), np.nan, out)
+        return st.t.cdf(t, df)
+    safe = np.nan_to_num(t, nan=0.0, posinf=1e300, neginf=-1e300)
+    out = np.full(t.shape, np.nan)
+    g = grid_df(np.where(np.isnan(df), 1.0, df))
+    for value in np.unique(g):
+        sel = g == value
+        u, log_cdf = _peak_log_cdf_table(int(n), int(k), float(value))
+        out[sel] = np.exp(np.interp(np.arcsinh(safe[sel]), u, log_cdf))
+    return np.where(np.isnan(t) | np.isnan(df), np.nan, out)
 
 
 # ------------------------------------------------------------------------------------------------- cells
@@ -219,34 +237,80 @@ def stouffer(zs) -> float:
 
 
 # ---------------------------------------------------------------------------------------------- a table
-def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: dict | None = None) -> pd.DataFrame:
+SEED_STD_MODELS = ("moderated", "own")
+
+
+def combined_uses_own_std(k: int) -> bool:
+    """Whether the row and table tests combine each cell's own-std p-values rather than the moderated ones.
+
+    Under peak:K every faithful gap sits below zero, so an error in a scale that moderated cells share (their
+    block's or column's) moves all their z-scores the same way and the combined tests lose their level (measured:
+    5-6 % of faithful Table 1 reproductions fail). With single, gaps are centred and the shared error only
+    scales the z-scores; the measured level holds (docs/verdicts.md)."""
+    return k > 1
+
+
+def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: dict | None = None,
+            seed_std_model: str = "moderated") -> pd.DataFrame:
     """Verdicts of a table against the paper.
 
     ``cells``: one line per (row, setting, metric) with ``published``, ``higher`` (bool), ``floor``
-    (> 0) and ``values`` (dict seed -> our value; empty = missing). Returns the cells (level "cell")
-    followed by the combined tests (levels "row" and "table") with p, Holm-adjusted p and verdict.
+    (> 0) and ``values`` (dict seed -> our value; empty = missing); an optional ``excluded`` column gives
+    a reason (e.g. "not comparable (frozen text)") for cells kept out of the verdict. Returns the cells
+    (level "cell") followed by the combined tests (levels "row" and "table") with p, Holm-adjusted p and
+    verdict. ``seed_std_model``: "moderated" (each cell's seed variance moderated over the table,
+    bench/seed_std.py) or "own" (each cell's sample std, n − 1 df).
     Cell verdicts: "reproduced" (gap within the floor), "worse" (beyond the floor and significant after
     Holm), "below, n.s." (beyond the floor, not significant), "better" / "above, n.s." likewise upwards,
-    "missing", "no-reference". Row and table tests: "worse" or "ok".
+    "missing", "no-reference", or the exclusion reason.
     """
     assume_std = assume_std or {}
+    excluded = cells["excluded"] if "excluded" in cells else pd.Series([""] * len(cells), index=cells.index)
     recs = []
-    for c in cells.itertuples(index=False):
+    for c, why in zip(cells.itertuples(index=False), excluded.fillna("")):
         base = {"level": "cell", "row": c.row, "setting": c.setting, "metric": c.metric, "published": c.published,
                 "floor": c.floor}
         vals = list(c.values.values())
-        if not vals or c.published is None or (isinstance(c.published, float) and math.isnan(c.published)):
-            recs.append({**base, "mean": np.nan, "std": np.nan, "n": len(vals), "delta": np.nan, "gap": np.nan,
-                         "t": np.nan, "p": np.nan, "verdict": "missing" if not vals else "no-reference"})
+        no_ref = c.published is None or (isinstance(c.published, float) and math.isnan(c.published))
+        if why or not vals or no_ref:
+            s = cell_statistic(vals, float(c.published), bool(c.higher)) if vals and not no_ref else {}
+            recs.append({**base, **{key: s.get(key, np.nan) for key in ("mean", "std", "n", "delta", "gap")},
+                         "n": len(vals), "t": np.nan, "p": np.nan,
+                         "verdict": why or ("missing" if not vals else "no-reference")})
             continue
         s = cell_statistic(vals, float(c.published), bool(c.higher), assume_std.get(c.metric))
-        p = float(null_cdf(s["t"], s["n"], k, s["df"])[0])
-        recs.append({**base, **{key: s[key] for key in ("mean", "std", "n", "delta", "gap", "t")}, "p": p})
+        recs.append({**base, **{key: s[key] for key in ("mean", "std", "n", "delta", "gap", "t", "df")},
+                     "higher": bool(c.higher), "values": c.values, "known": c.metric in assume_std})
     out = pd.DataFrame(recs)
-    tested = out["p"].notna()
+    for col in ("df", "higher", "values", "known"):
+        if col not in out:
+            out[col] = np.nan
+    out["df"] = out["df"].astype(float)
+    tested = out["verdict"].isna() if "verdict" in out else pd.Series(True, index=out.index)
+    known = out["known"].eq(True)  # NaN (untested cells) is not known
+    out["std_used"] = out["std"]  # the std the test uses: own, known (--assume-std) or moderated
+    out.loc[known, "std_used"] = [assume_std[m] for m in out.loc[known, "metric"]]
+    corr = pooled_correlation(_oriented_blocks(out[tested]))
+    if seed_std_model == "moderated":
+        _moderate_cells(out, tested & ~known, corr)
+    n = out["n"].to_numpy(dtype=float)
+    scale = out["std_used"].to_numpy(dtype=float) * np.sqrt(1 + 1 / np.where(n > 0, n, np.nan))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(scale > 0, out["gap"] / scale, np.where(out["gap"] == 0, 0.0, np.sign(out["gap"]) * np.inf))
+    out["t"] = np.where(tested, t, np.nan)
+    out["p"] = np.nan
+    out["p_own"] = np.nan
+    for size, g in out[tested].groupby("n"):
+        out.loc[g.index, "p"] = null_cdf(g["t"].to_numpy(), int(size), k, g["df"].to_numpy(dtype=float))
+        g_known = known[g.index]
+        own_sd = g["std"].where(~g_known, g["std_used"]).to_numpy(dtype=float) * math.sqrt(1 + 1 / size)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own = np.where(own_sd > 0, g["gap"] / own_sd, np.where(g["gap"] == 0, 0.0, np.sign(g["gap"]) * np.inf))
+        own_df = np.where(g_known, math.inf, size - 1)
+        out.loc[g.index, "p_own"] = null_cdf(own, int(size), k, own_df)
     out["gap_floors"] = out["gap"] / out["floor"]
 
-    combined = _combined(out[tested], cells, alpha)
+    combined = _combined(out[tested], corr, "p_own" if combined_uses_own_std(k) else "p")
     family = pd.concat([out, combined], ignore_index=True)
     tested_all = family["p"].notna().to_numpy()
     family["p_adj"] = np.nan
@@ -255,31 +319,51 @@ def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: d
         family.loc[tested_all, "p_adj"] = weighted_holm(family["p"].to_numpy()[tested_all], level_weights(levels))
     p_better = holm(np.where(family["level"] == "cell", 1 - family["p"], np.nan), alpha)
     cell = family["level"] == "cell"
-    below, above = family["gap_floors"] < -1, family["gap_floors"] > 1
-    family.loc[cell & family["p"].notna(), "verdict"] = "reproduced"  # within the floor
+    testable = family["p"].notna()
+    below, above = testable & (family["gap_floors"] < -1), testable & (family["gap_floors"] > 1)
+    family.loc[cell & testable, "verdict"] = "reproduced"  # within the floor
     family.loc[cell & below, "verdict"] = "below, n.s."
     family.loc[cell & above, "verdict"] = "above, n.s."
     family.loc[cell & above & (p_better <= alpha), "verdict"] = "better"
     family.loc[~cell, "verdict"] = "ok"
     family.loc[below & (family["p_adj"] <= alpha), "verdict"] = "worse"
-    return family
+    return family.drop(columns=["higher", "values", "known", "p_own"])
 
 
-def _combined(tested: pd.DataFrame, cells: pd.DataFrame, alpha: float) -> pd.DataFrame:
+def _oriented_blocks(tested: pd.DataFrame) -> list[pd.DataFrame]:
+    """Seeds × metrics frames of oriented values (higher = better), one per (row, setting) block."""
+    blocks = []
+    for _, g in tested.groupby(["row", "setting"], sort=False):
+        blocks.append(pd.DataFrame({m: pd.Series(v, dtype=float) * (1.0 if h else -1.0)
+                                    for m, v, h in zip(g["metric"], g["values"], g["higher"])}))
+    return blocks
+
+
+def _moderate_cells(out: pd.DataFrame, sel: pd.Series, corr: pd.DataFrame) -> None:
+    """``std_used`` and ``df`` of the selected cells from their variances moderated over the table."""
+    from bench.seed_std import independence, moderate
+
+    g = out[sel]
+    if g.empty:
+        return
+    column = pd.factorize(g["setting"].astype(str) + "\x1f" + g["metric"].astype(str))[0]
+    block = pd.factorize(g["row"].astype(str) + "\x1f" + g["setting"].astype(str))[0]
+    corr_df = sum(len(b.dropna()) - 1 for b in _oriented_blocks(g) if len(b.dropna()) > 1)  # pooled_correlation's
+    indep = float(independence(corr.to_numpy(), corr_df)) if len(corr) and corr_df > 0 else 1.0
+    var, df, _ = moderate((g["std"].to_numpy(dtype=float) ** 2)[None, :], g["n"].to_numpy(dtype=float) - 1,
+                          column, block, indep)
+    ok = np.isfinite(var[0])
+    out.loc[g.index[ok], "std_used"] = np.sqrt(var[0][ok])
+    out.loc[g.index[ok], "df"] = df[0][ok]
+
+
+def _combined(tested: pd.DataFrame, corr: pd.DataFrame, p_col: str) -> pd.DataFrame:
     """Row and table tests: each (row, setting) block's metrics combined with their pooled correlation,
     then independent blocks combined by Stouffer. ``gap_floors`` is the mean over the cells."""
     if tested.empty:
         return pd.DataFrame(columns=["level", "row", "setting", "metric", "p", "gap_floors", "n"])
-    sign = {(c.row, c.setting, c.metric): 1.0 if c.higher else -1.0 for c in cells.itertuples(index=False)}
-    values = {(c.row, c.setting, c.metric): c.values for c in cells.itertuples(index=False)}
-    blocks, zs = [], {}
-    for (row, setting), g in tested.groupby(["row", "setting"], sort=False):
-        frame = pd.DataFrame({m: pd.Series(values[(row, setting, m)], dtype=float) * sign[(row, setting, m)]
-                              for m in g["metric"]})
-        blocks.append(frame)
-        zs[(row, setting)] = pd.Series(to_z(g["p"].to_numpy()), index=g["metric"].to_numpy())
-    corr = pooled_correlation(blocks)
-    bz = {key: block_z(z, corr) for key, z in zs.items()}
+    bz = {key: block_z(pd.Series(to_z(g[p_col].to_numpy()), index=g["metric"].to_numpy()), corr)
+          for key, g in tested.groupby(["row", "setting"], sort=False)}
     recs = []
     for row, g in tested.groupby("row", sort=False):
         z = stouffer([bz[(row, s)] for s in g["setting"].unique()])

@@ -164,3 +164,24 @@ def test_peak_published_as_is_more_lenient(tmp_path, capsys):
     code_single, _, _ = run_check(capsys, "--from-csv", str(path))
     code_peak, out, _ = run_check(capsys, "--from-csv", str(path), "--published-as", "peak:5")
     assert (code_single, code_peak) == (1, 0) and "best of 5 runs" in out
+
+
+def test_seed_std_own_is_the_plain_t_test_and_moderated_borrows(tmp_path, capsys):
+    from scipy import stats as st
+
+    raw = pd.read_csv(FIXTURE)
+    raw = raw[(raw["split"] == "test") & (raw["row"] == "MoME only") & (raw["metric"] == "acc7")]["value"]
+    csv = tmp_path / "cells.csv"
+    code, _, _ = run_check(capsys, "--from-csv", str(FIXTURE), "--csv", str(csv), "--seed-std", "own")
+    own = pd.read_csv(csv).set_index(["row", "metric"]).loc[("MoME only", "acc7")]
+    # 5 seeds: t = (mean − published) / (s·sqrt(1 + 1/5)) with 4 df, by hand from the fixture's values
+    t = (raw.mean() - own["published"]) / (raw.std(ddof=1) * (1.2 ** 0.5))
+    assert code == 0 and own["df"] == 4 and own["std_used"] == pytest.approx(raw.std(ddof=1))
+    assert own["p"] == pytest.approx(st.t.cdf(t, 4), rel=1e-9)
+    code, _, _ = run_check(capsys, "--from-csv", str(FIXTURE), "--csv", str(csv))  # default: moderated
+    cells = pd.read_csv(csv)
+    cells = cells[cells["level"] == "cell"]
+    assert code == 0 and (cells["df"] > 4).all() and not (cells["std_used"] == cells["std"]).all()
+    with pytest.raises(SystemExit) as bad:  # argparse's choices: usage and exit 2
+        run_check(capsys, "--from-csv", str(FIXTURE), "--seed-std", "pooled")
+    assert bad.value.code == 2 and "--seed-std" in capsys.readouterr().err
