@@ -221,8 +221,8 @@ def _first_case(name):
 def test_one_epoch_through_the_cli(name, tmp_path, capsys, bert_dir):
     _, family, setting = _first_case(name)
     cls = methods()[name]
-    sets = [x for k, v in _tiny_sets(cls, family, setting, bert_dir).items() if k not in ("max_epochs",)
-            for x in ("--set", f"{k}={v}")]
+    tiny = {**_tiny_sets(cls, family, setting, bert_dir), "batch_size": "100"}  # 4-6 steps: a smoke run
+    sets = [x for k, v in tiny.items() if k != "max_epochs" for x in ("--set", f"{k}={v}")]
     code = main(["run", "--method", name, "--dataset", f"synthetic-{family}", "--setting", setting, "--seeds", "1111",
                  "--epochs", "1", "--out", str(tmp_path), "--quiet", *sets])
     assert code == 0, capsys.readouterr().err
