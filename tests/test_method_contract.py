@@ -3,10 +3,11 @@ tests do): each method x dataset family x setting it declares, on its ``tiny`` p
 :mod:`tests.toy`. A new method is covered by registering it; its own test file holds only the mathematics
 that is particular to it (hand-computed values, reference behaviours).
 
-Per case: output shapes and a finite ``total`` loss; a gradient reaches every trainable parameter (exceptions
-are listed below with the reason); after a short training the test error beats the constant predictor by a
-measured margin; the same seed gives bitwise the same result; ``describe`` counts the full-size model on the
-meta device and agrees with a built model; and once per method a one-epoch ``bench run`` through the CLI.
+Per case (66): output shapes and a finite ``total`` loss, in the paper's text mode and the other one where the
+method has the switch; a gradient reaches every trainable parameter (exceptions below, with the reason); the
+meta-device build counts the same parameters; one epoch twice with the same seed is bitwise the same on a CPU;
+``describe`` counts the full-size model on the meta device. Per method and task (21): after a short training the
+test error beats the constant predictor by a measured margin. Per method (16): a one-epoch ``bench run``.
 """
 
 from __future__ import annotations
@@ -120,9 +121,24 @@ def toy(family: str, setting: str, sizes=LEARN_SIZES):
 # ------------------------------------------------------------------------------ one step
 @pytest.mark.parametrize("name,family,setting", CASES, ids=IDS)
 def test_forward_loss_and_gradients(name, family, setting, bert_dir):
+    """In the paper's text mode and, where the method has a switch, the other one (BERT / frozen features)."""
     cls = methods()[name]
     bundle = toy(family, setting)
-    hp = tiny_hp(cls, family, setting, bert_dir)
+    for hp in text_variants(cls, family, setting, bert_dir):
+        _check_one_step(cls, hp, bundle)
+
+
+def text_variants(cls, family: str, setting: str, bert_dir) -> list:
+    hps = [tiny_hp(cls, family, setting, bert_dir)]
+    if "text_mode" in {f.name for f in dataclasses.fields(cls.HParams)} and family != "mintrec":
+        if paper_uses_bert(cls, family, setting):
+            hps.append(tiny_hp(cls, family, setting, bert_dir, text_mode="features"))
+        else:
+            hps.append(tiny_hp(cls, family, setting, bert_dir, text_mode="bert", text_model=bert_dir))
+    return hps
+
+
+def _check_one_step(cls, hp, bundle) -> None:
     seed_everything(SEED)
     model = cls(hp, bundle.info()).train()
     batch = bundle.train.take(torch.arange(8))
