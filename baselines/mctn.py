@@ -216,6 +216,7 @@ class MCTN(Method):
     # budgets beside the model (see bench.method.Method.presets)
     presets: ClassVar[dict[str, dict[str, str]]] = {
         "compact": {**COMPACT_BUDGET, "learning_rate": "1e-3"},
+        "tiny": {"hid_dim": "8", "max_seq_len": "12"},
     }
     HParams = MCTNHParams
     families = ("mosi",)  # MMSA's "mctn" block has MOSI values only

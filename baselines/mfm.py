@@ -241,6 +241,10 @@ class MFM(Method):
     # budgets beside the model (see bench.method.Method.presets)
     presets: ClassVar[dict[str, dict[str, str]]] = {
         "compact": {**COMPACT_BUDGET, "batch_size": "32"},
+        "tiny": {"hidden_text": "16", "hidden_audio": "8", "hidden_vision": "8", "zy_size": "8", "zl_size": "8",
+                 "za_size": "8", "zv_size": "8", "fy_size": "8", "fl_size": "8", "fa_size": "8", "fv_size": "8",
+                 "memsize": "8", "nn1_shape": "8", "nn2_shape": "8", "gamma1_shape": "8", "gamma2_shape": "8",
+                 "out_shape": "8"},
     }
     HParams = MFMHParams
     default_setting = "aligned"  # MMSA need_data_aligned=true; unaligned data is pooled (need_model_aligned=true)

@@ -220,6 +220,8 @@ class MFN(MemoryFusionBase):
     # budgets beside the model (see bench.method.Method.presets)
     presets: ClassVar[dict[str, dict[str, str]]] = {
         "compact": {**COMPACT_BUDGET, "batch_size": "32"},
+        "tiny": {"hidden_text": "16", "hidden_audio": "8", "hidden_vision": "8", "mem_size": "16", "att1_hidden": "8",
+                 "att2_hidden": "8", "gamma1_hidden": "8", "gamma2_hidden": "8", "out_hidden": "16"},
     }
     HParams = MFNHParams
     description = ("Memory Fusion Network (MMSA): LSTHMs + delta-memory attention + multi-view gated memory; "

@@ -47,3 +47,18 @@ def shared_data(*parts) -> Path:
 
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+BENCHMARKS = Path(__file__).resolve().parent / "benchmarks"
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Speed benchmarks (tests/benchmarks) are collected only with ``--benchmark-enable`` (``tox -e bench``):
+    in the default run they would execute untimed and assert nothing."""
+    if Path(collection_path).resolve() == BENCHMARKS:
+        try:
+            enabled = config.getoption("benchmark_enable")
+        except ValueError:  # pytest-benchmark not installed
+            enabled = False
+        return None if enabled else True
+    return None

@@ -21,17 +21,6 @@ SMALL = {
 }
 
 
-@pytest.mark.parametrize("method", sorted(SMALL))
-def test_trains_on_synthetic_through_cli(tmp_path, capsys, method):
-    setting = "unaligned"
-    code = main(["run", "--method", method, "--dataset", "synthetic-mosi", "--setting", setting,
-                 "--seeds", "1111", "--epochs", "2", "--out", str(tmp_path), "--quiet", *SMALL[method]])
-    assert code == 0, capsys.readouterr().err
-    r = json.loads(next(tmp_path.glob(f"runs/{method}/synthetic-mosi-{setting}/*/seed-1111/result.json")).read_text())
-    assert r["selection"]["epochs_run"] == 2 and r["data"]["source"] == "synthetic"
-    assert 0 < r["test"]["mae"] < 3
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(SMALL))
 def test_trains_on_mosi229_through_cli(tmp_path, capsys, method):

@@ -13,8 +13,9 @@ from bench.config import apply_overrides
 from bench.describe import canonical_info, describe
 from bench.errors import UserError
 from bench.train.trainer import train
-from tests.baselines.helpers import make_bundle, meta_counts, tiny_bert_config
+from tests.baselines.helpers import meta_counts, tiny_bert_config
 from tests.conftest import shared_data
+from tests.toy import make_bundle
 
 TINY = dict(d_model=8, num_heads=2, nlevels=1, memory_min_layers=1, conv_kernel_l=3, conv_kernel_a=3,
             conv_kernel_v=3, gd_size_homo=4, gd_size_hetero=4)

@@ -1,21 +1,18 @@
-import dataclasses
 import json
 from itertools import chain, combinations
 
-import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
 
 from baselines.graph_mfn import DynamicFusionGraph, GraphMFN, GraphMFNHParams
 from bench.cli import main
-from bench.train.trainer import train
-from tests.baselines.helpers import assert_beats_constant, meta_counts
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import lstm_params as _lstm
-from tests.baselines.helpers import make_bundle as make_tiny
+from tests.baselines.helpers import meta_counts
 from tests.conftest import shared_data
 from tests.helpers import make_bundle
+from tests.toy import make_bundle as make_tiny
 
 SMALL = dict(hidden_text=8, hidden_audio=4, hidden_vision=4, mem_size=6, inner_node_dim=3, dfg_hidden=5,
              att2_hidden=5, gamma1_hidden=5, gamma2_hidden=5, out_hidden=5)
@@ -197,48 +194,6 @@ def test_singleton_source_switch():
         assert torch.allclose(s_a, F.relu(model.a_transform(torch.cat([a[:-1], a[1:]], -1))))
         assert s_l.shape == (6, 30, 8)  # (T, B, singleton size = hidden_text)
         assert torch.allclose(s_a[0], F.relu(model.a_transform(torch.cat([torch.zeros_like(a[1]), a[1]], -1))))
-
-
-def test_gradient_reaches_every_trained_block():
-    bundle = make_bundle()
-    model = GraphMFN(GraphMFNHParams(**SMALL), bundle.info())
-    b = bundle.splits["train"].take(torch.arange(16))
-    model.loss_terms(model(b), b)["total"].backward()
-    for name in ("lstm_l", "lstm_a", "lstm_v", "l_transform", "a_transform", "v_transform", "dfg.t_network",
-                 "dfg.efficacy", "att2", "gamma1", "gamma2", "out"):
-        grads = [p.grad for p in model.get_submodule(name).parameters()]
-        assert all(g is not None for g in grads) and any(float(g.abs().sum()) > 0 for g in grads), name
-    assert all(p.grad is None for p in model.dfg.vertices.parameters())
-
-
-def test_trains_and_beats_constant_on_learnable_toy_data():
-    bundle = make_bundle(sizes=(256, 64, 64))
-    hp = GraphMFNHParams(hidden_text=16, hidden_audio=8, hidden_vision=8, mem_size=16, inner_node_dim=8,
-                         dfg_hidden=16, att2_hidden=16, gamma1_hidden=16, gamma2_hidden=16, out_hidden=16,
-                         gamma1_dropout=0.0, gamma2_dropout=0.0, batch_size=32, learning_rate=5e-3,
-                         weight_decay=0.0, max_epochs=10, early_stop=10)
-    out = train(GraphMFN, hp, bundle, seed=1111)
-    assert_beats_constant(out, bundle)
-
-
-def test_same_seed_same_result():
-    bundle = make_tiny("unaligned")
-    hp = GraphMFNHParams(**SMALL, batch_size=16, max_epochs=2)
-    a, b = train(GraphMFN, hp, bundle, seed=7), train(GraphMFN, dataclasses.replace(hp), bundle, seed=7)
-    assert np.array_equal(a.test_outputs["pred"], b.test_outputs["pred"])
-    assert np.array_equal(a.test_outputs["efficacies"], b.test_outputs["efficacies"])
-    c = train(GraphMFN, hp, bundle, seed=8)
-    assert not np.array_equal(a.test_outputs["pred"], c.test_outputs["pred"])
-
-
-@pytest.mark.parametrize("setting", ["aligned", "unaligned"])
-def test_cli_run_on_synthetic(tmp_path, capsys, setting):
-    code = main(["run", "--method", "graph_mfn", "--dataset", "synthetic-mosi", "--setting", setting,
-                 "--seeds", "1111", "--epochs", "2", "--out", str(tmp_path), "--quiet", *SMALL_CLI])
-    assert code == 0, capsys.readouterr().err
-    r = json.loads(next(tmp_path.glob(f"runs/graph_mfn/synthetic-mosi-{setting}/*/seed-1111/result.json"))
-                   .read_text())
-    assert r["selection"]["epochs_run"] == 2 and 0 < r["test"]["mae"] < 3
 
 
 @pytest.mark.slow

@@ -1,11 +1,9 @@
-import pytest
 import torch
 
 from baselines.lf_dnn import LFDNN, LFDNNHParams
-from bench.train.trainer import train
-from tests.baselines.helpers import assert_beats_constant, assert_gradients_reach, meta_counts
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import lstm_params as _lstm
+from tests.baselines.helpers import meta_counts
 from tests.helpers import make_bundle
 
 
@@ -40,28 +38,3 @@ def test_mmsa_text_dropout_quirk_is_inert():
     assert m.text_drop.p == 0.0
     m2 = LFDNN(LFDNNHParams(dropout_text=0.9, text_dropout_mode="applied"), info)
     assert m2.text_drop.p == 0.9
-
-
-def test_trains_and_beats_constant_on_learnable_toy_data():
-    bundle = make_bundle(sizes=(256, 64, 64))
-    hp = LFDNNHParams(batch_size=32, max_epochs=25, early_stop=25)
-    out = train(LFDNN, hp, bundle, seed=1111)
-    assert_beats_constant(out, bundle)
-
-
-def test_gradient_reaches_every_subnet():
-    bundle = make_bundle()
-    model = LFDNN(LFDNNHParams(), bundle.info())
-    b = bundle.splits["train"].take(torch.arange(16))
-    model.loss_terms(model(b), b)["total"].backward()
-    assert_gradients_reach(model, ("audio_subnet", "vision_subnet", "text_lstm", "text_proj", "post_fusion"))
-
-
-@pytest.mark.parametrize("family", ["mosi", "mosei"])
-def test_forward_shapes(family):
-    bundle = make_bundle()
-    model = LFDNN(LFDNN.default_hparams(family, "aligned"), bundle.info()).eval()
-    out = model(bundle.splits["test"])
-    assert out["pred"].shape == (30,)
-    hp = LFDNN.default_hparams(family, "aligned")
-    assert out["fused"].shape == (30, hp.text_out + hp.hidden_audio + hp.hidden_vision)

@@ -20,12 +20,12 @@ from baselines.mag_bert import (
     linear_warmup_factor,
 )
 from bench.config import apply_overrides
-from bench.data.tensors import DatasetBundle, Split
 from bench.describe import canonical_info, count_groups
 from bench.errors import UserError
 from bench.train.trainer import train
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import meta_counts
+from tests.toy import make_bundle
 
 
 def _lstm2(d_in, h):  # nn.LSTM(d_in, h, num_layers=2): two layers, each 4h(in + h) + 2·4h
@@ -268,24 +268,12 @@ def test_aligner_skips_modalities_already_at_the_text_length():
 
 
 # ------------------------------------------------------------------------------ toy data
-def _toy_split(n, gen, k=4, t_text=6, t_audio=10, t_vision=8, vocab=200):
-    """The label lives only in the audio (a class prototype per frame): text is random tokens."""
-    protos = torch.randn(k, 3, generator=torch.Generator().manual_seed(99)) * 2
-    y = torch.randint(0, k, (n,), generator=gen)
-    audio = protos[y][:, None, :] + 0.5 * torch.randn(n, t_audio, 3, generator=gen)
-    vision = torch.randn(n, t_vision, 4, generator=gen)
-    length = torch.randint(3, t_text + 1, (n,), generator=gen)
-    mask = (torch.arange(t_text)[None] < length[:, None]).long()
-    ids = torch.randint(1, vocab, (n, t_text), generator=gen) * mask
-    return Split(labels=y, audio=audio, vision=vision, text_bert=torch.stack([ids, mask, torch.zeros_like(ids)], 1),
-                 audio_lengths=torch.full((n,), t_audio), vision_lengths=torch.full((n,), t_vision))
-
-
 def _toy_bundle(sizes=(128, 48, 48), seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    splits = {s: _toy_split(n, gen) for s, n in zip(("train", "valid", "test"), sizes)}
-    return DatasetBundle(name="toy-intent", family="mintrec", setting="unaligned", task="classification",
-                         splits=splits, source="synthetic", num_classes=4, fingerprint=f"toy-intent-{seed}")
+    """Four intents whose label lives only in the audio (tests/toy.py, signal="audio"); text ids are noise."""
+    bundle = make_bundle("unaligned", sizes=sizes, seed=seed, family="mintrec", num_classes=4, dims=(8, 3, 4),
+                         lens=(6, 10, 8), signal=("audio",), strength=4.0)
+    splits = {k: dataclasses.replace(s, text=None) for k, s in bundle.splits.items()}
+    return dataclasses.replace(bundle, splits=splits)
 
 
 def _tiny_model(bundle, **over):
@@ -489,15 +477,6 @@ def test_learns_the_audio_label_through_the_gate(toy_bert_dir):
     assert float(closed.test_outputs["alpha"].max()) == 0.0
 
 
-def test_same_seed_same_result(tiny_bert_dir):
-    bundle = _toy_bundle(sizes=(32, 16, 16))
-    hp = dataclasses.replace(MAGBert.default_hparams("mintrec", "unaligned"), text_model=str(tiny_bert_dir),
-                             max_epochs=2, batch_size=8)
-    a, b = train(MAGBert, hp, bundle, seed=3), train(MAGBert, hp, bundle, seed=3)
-    assert (a.test_outputs["pred"] == b.test_outputs["pred"]).all()
-    assert [h["train"]["total"] for h in a.history] == [h["train"]["total"] for h in b.history]
-
-
 # ------------------------------------------------------------------------------ end to end
 def _cli(tmp_path, capsys, *args):
     from bench.cli import main
@@ -506,24 +485,6 @@ def _cli(tmp_path, capsys, *args):
                  "--quiet", "--threads", "1", *args])
     assert code == 0, capsys.readouterr().err
     return json.loads(next(tmp_path.glob("runs/mag_bert/*/*/seed-1111/result.json")).read_text())
-
-
-def test_cli_synthetic_mintrec(tmp_path, capsys, tiny_bert_dir):
-    r = _cli(tmp_path, capsys, "--dataset", "synthetic-mintrec", "--set", f"text_model={tiny_bert_dir}",
-             "--set", "batch_size=64", "--set", "eval_batch_size=200")
-    assert r["selection"]["epochs_run"] == 2 and r["selection"]["select_on"] == "f1"
-    assert set(r["test"]) >= {"acc", "f1", "precision", "recall"} and 0 <= r["test"]["f1"] <= 1
-    assert r["model"]["align_method"] == "ctc" and r["model"]["schedule_total_steps"] == int(600 / 64) * 2
-    assert r["model"]["text_random_init"] is False and r["model"]["injection_index"] == 0
-
-
-@pytest.mark.parametrize("setting", ["aligned", "unaligned"])
-def test_cli_synthetic_mosi(tmp_path, capsys, tiny_bert_dir, setting):
-    r = _cli(tmp_path, capsys, "--dataset", "synthetic-mosi", "--setting", setting,
-             "--set", f"text_model={tiny_bert_dir}", "--set", "batch_size=64", "--set", "eval_batch_size=300")
-    assert r["selection"]["epochs_run"] == 2 and 0 < r["test"]["mae"] < 3
-    assert r["model"]["align_method"] == ("none" if setting == "aligned" else "ctc")
-    assert r["model"]["optimizer"] == "adam" and r["selection"]["select_on"] == "loss"
 
 
 def test_cli_real_mintrec_layout(tmp_path, capsys, tiny_bert_dir, monkeypatch):

@@ -2,7 +2,6 @@ import dataclasses
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -11,12 +10,11 @@ from baselines.mfm import ADAM_DEFAULT_LR, MFM, MFMHParams, _Decoder, mmd, mmsa_
 from bench.cli import main
 from bench.describe import canonical_info
 from bench.errors import UserError
-from bench.train.trainer import train
-from tests.baselines.helpers import assert_beats_constant, meta_counts
 from tests.baselines.helpers import linear_params as _linear
-from tests.baselines.helpers import make_bundle as make_tiny
+from tests.baselines.helpers import meta_counts
 from tests.conftest import shared_data
 from tests.helpers import make_bundle
+from tests.toy import make_bundle as make_tiny
 
 TINY = dict(hidden_text=8, hidden_audio=4, hidden_vision=4, zy_size=6, zl_size=6, za_size=4, zv_size=4, fy_size=6,
             fl_size=4, fa_size=3, fv_size=3, memsize=8, nn1_shape=8, nn2_shape=8, gamma1_shape=8, gamma2_shape=8,
@@ -195,35 +193,6 @@ def test_gradient_paths():
     assert not (prior["zy_to_fy"] or prior["decoder_l"] or prior["fy_to_y_fc1"])
 
 
-def test_trains_and_beats_constant_on_learnable_toy_data():
-    bundle = make_bundle(sizes=(128, 32, 32))
-    hp = MFMHParams(**TINY, lda_mmd=1.0, batch_size=32, max_epochs=12, early_stop=12, zy_to_fy_dropout=0.1,
-                    zl_to_fl_dropout=0.1, za_to_fa_dropout=0.1, zv_to_fv_dropout=0.1, apply_config_lr=True,
-                    learning_rate=1e-2)
-    out = train(MFM, hp, bundle, seed=1111)
-    assert_beats_constant(out, bundle)
-
-
-def test_deterministic_under_seed():
-    bundle = make_bundle(sizes=(48, 16, 16))
-    hp = MFMHParams(**TINY, max_epochs=2)
-    a, b = train(MFM, hp, bundle, seed=7), train(MFM, hp, bundle, seed=7)
-    assert np.array_equal(a.test_outputs["pred"], b.test_outputs["pred"])
-    assert a.history[-1]["train"] == b.history[-1]["train"]
-    c = train(MFM, hp, bundle, seed=8)
-    assert not np.array_equal(a.test_outputs["pred"], c.test_outputs["pred"])
-
-
-@pytest.mark.parametrize("setting", ["aligned", "unaligned"])
-def test_trains_on_synthetic_through_cli(tmp_path, capsys, setting):
-    code = main(["run", "--method", "mfm", "--dataset", "synthetic-mosi", "--setting", setting, "--seeds", "1111",
-                 "--epochs", "1", "--out", str(tmp_path), "--quiet", *SMALL])
-    assert code == 0, capsys.readouterr().err
-    r = json.loads(next(tmp_path.glob(f"runs/mfm/synthetic-mosi-{setting}/*/seed-1111/result.json")).read_text())
-    assert r["selection"]["epochs_run"] == 1 and r["data"]["source"] == "synthetic"
-    assert 0 < r["test"]["mae"] < 3
-
-
 @pytest.mark.slow
 def test_trains_on_mosi229_through_cli(tmp_path, capsys):
     root = shared_data("mosi229")
@@ -233,4 +202,3 @@ def test_trains_on_mosi229_through_cli(tmp_path, capsys):
     r = json.loads(next(tmp_path.glob("runs/mfm/mosi-unaligned/*/seed-1111/result.json")).read_text())
     assert r["data"]["sizes"] == {"train": 139, "valid": 47, "test": 43} and r["data"]["standard"] is False
     assert 0 < r["test"]["mae"] < 3
-

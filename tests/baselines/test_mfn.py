@@ -1,8 +1,6 @@
-import dataclasses
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -12,13 +10,11 @@ from baselines._align import avg_pool_align, pool_geometry
 from baselines.mfn import MFN, MLP2, MFNHParams, delta_memory_attention, gated_memory_update, lstm_cell_states
 from bench.cli import main
 from bench.errors import UserError
-from bench.train.trainer import train
-from tests.baselines.helpers import assert_beats_constant, assert_gradients_reach, meta_counts
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import lstm_params as _lstm
-from tests.baselines.helpers import make_bundle as make_tiny
+from tests.baselines.helpers import meta_counts
 from tests.conftest import shared_data
-from tests.helpers import make_bundle
+from tests.toy import make_bundle as make_tiny
 
 SMALL = dict(hidden_text=8, hidden_audio=4, hidden_vision=4, mem_size=6, att1_hidden=5, att2_hidden=5,
              gamma1_hidden=5, gamma2_hidden=5, out_hidden=5)
@@ -197,55 +193,6 @@ def test_forward_equals_stepwise_mmsa_loop(av_input):
         want = _mmsa_reference(model, *model.aligned_inputs(b))
     assert got.shape == (16,)
     assert torch.allclose(got, want, atol=1e-5)
-
-
-def test_gradient_reaches_every_block():
-    bundle = make_bundle()
-    model = MFN(MFNHParams(**SMALL), bundle.info())
-    b = bundle.splits["train"].take(torch.arange(16))
-    model.loss_terms(model(b), b)["total"].backward()
-    assert_gradients_reach(model, ("lstm_l", "lstm_a", "lstm_v", "att1", "att2", "gamma1", "gamma2", "out"))
-
-
-def test_trains_and_beats_constant_on_learnable_toy_data():
-    bundle = make_bundle(sizes=(256, 64, 64))
-    hp = MFNHParams(hidden_text=16, hidden_audio=8, hidden_vision=8, mem_size=16, att1_hidden=16,
-                    att2_hidden=16, gamma1_hidden=16, gamma2_hidden=16, out_hidden=16, att1_dropout=0.0,
-                    gamma1_dropout=0.0, gamma2_dropout=0.0, batch_size=32, learning_rate=5e-3,
-                    max_epochs=10, early_stop=10)
-    out = train(MFN, hp, bundle, seed=1111)
-    assert_beats_constant(out, bundle)
-
-
-def test_same_seed_same_result():
-    bundle = make_tiny("unaligned")
-    hp = MFNHParams(**SMALL, batch_size=16, max_epochs=2)
-    a, b = train(MFN, hp, bundle, seed=7), train(MFN, dataclasses.replace(hp), bundle, seed=7)
-    assert np.array_equal(a.test_outputs["pred"], b.test_outputs["pred"])
-    assert a.history[-1]["valid"]["loss"] == b.history[-1]["valid"]["loss"]
-    c = train(MFN, hp, bundle, seed=8)
-    assert not np.array_equal(a.test_outputs["pred"], c.test_outputs["pred"])
-
-
-@pytest.mark.parametrize("family", ["mosi", "mosei"])
-def test_forward_shapes(family):
-    bundle = make_bundle()
-    hp = dataclasses.replace(MFN.default_hparams(family, "aligned"), hidden_text=16, hidden_vision=16)
-    model = MFN(hp, bundle.info()).eval()
-    out = model(bundle.splits["test"])
-    assert out["pred"].shape == (30,)
-    assert out["fused"].shape == (30, 16 + hp.hidden_audio + 16 + hp.mem_size)
-    assert out["attention"].shape == (30, 6, 2 * (16 + hp.hidden_audio + 16))
-    assert torch.allclose(out["attention"].sum(-1), torch.ones(30, 6))
-
-
-@pytest.mark.parametrize("setting", ["aligned", "unaligned"])
-def test_cli_run_on_synthetic(tmp_path, capsys, setting):
-    code = main(["run", "--method", "mfn", "--dataset", "synthetic-mosi", "--setting", setting, "--seeds", "1111",
-                 "--epochs", "2", "--out", str(tmp_path), "--quiet", *SMALL_CLI])
-    assert code == 0, capsys.readouterr().err
-    r = json.loads(next(tmp_path.glob(f"runs/mfn/synthetic-mosi-{setting}/*/seed-1111/result.json")).read_text())
-    assert r["selection"]["epochs_run"] == 2 and 0 < r["test"]["mae"] < 3
 
 
 @pytest.mark.slow

@@ -7,7 +7,6 @@ end-to-end CLI runs on ``synthetic-mintrec`` with a tiny random BERT saved to di
 """
 
 import dataclasses
-import json
 import math
 
 import numpy as np
@@ -387,27 +386,6 @@ def test_mult_mintrec_schedule_through_the_trainer(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ learning and determinism
-@pytest.mark.slow
-@pytest.mark.parametrize("method", ["mult", "misa"])
-def test_learns_beyond_the_majority_class_and_is_deterministic(method):
-    bundle = _subset((240, 80, 80))
-    if method == "mult":
-        cls, small = MulT, dict(d_model=16, num_heads=2, nlevels=1)
-    else:
-        cls, small = MISA, dict(hidden_size=32)
-    hp = dataclasses.replace(cls.default_hparams("mintrec", "unaligned"), **small, text_mode="features",
-                             learning_rate=1e-3, max_epochs=4, early_stop=4)
-    a = train(cls, hp, bundle, seed=1111)
-    y_train, y_test = bundle.train.labels.numpy(), bundle.splits["test"].labels.numpy()
-    majority = float((y_test == np.bincount(y_train).argmax()).mean())
-    print(f"\n{method} synthetic-mintrec subset: test acc {a.test['acc']:.3f} macro-F1 {a.test['f1']:.3f} "
-          f"(majority class {majority:.3f})")
-    assert a.test["acc"] > majority + 0.05, (a.test, majority)
-    b = train(cls, hp, bundle, seed=1111)
-    assert np.array_equal(a.test_outputs["pred"], b.test_outputs["pred"])
-    assert [h["valid"]["f1"] for h in a.history] == [h["valid"]["f1"] for h in b.history]
-
-
 # ------------------------------------------------------------------------------ end to end through the CLI
 @pytest.fixture(scope="module")
 def tiny_bert_dir(tmp_path_factory):
@@ -424,24 +402,3 @@ CLI_SMALL = {
     "mult": ["--set", "d_model=8", "--set", "num_heads=2", "--set", "nlevels=1", "--set", "batch_size=64"],
     "misa": ["--set", "hidden_size=16", "--set", "batch_size=64"],
 }
-
-
-@pytest.mark.parametrize("method", ["mult", "misa"])
-def test_cli_run_on_synthetic_mintrec_with_a_tiny_bert(tmp_path, capsys, tiny_bert_dir, method):
-    from bench.cli import main
-
-    code = main(["run", "--method", method, "--dataset", "synthetic-mintrec", "--seeds", "1111", "--epochs", "2",
-                 "--out", str(tmp_path), "--quiet", "--set", f"text_model={tiny_bert_dir}", *CLI_SMALL[method]])
-    assert code == 0, capsys.readouterr().err
-    r = json.loads(next(tmp_path.glob(f"runs/{method}/synthetic-mintrec-unaligned/*/seed-1111/result.json"))
-                   .read_text())
-    assert r["data"]["family"] == "mintrec" and r["data"]["task"] == "classification"
-    assert r["selection"]["select_on"] == "f1" and r["selection"]["epochs_run"] == 2
-    assert 0.0 <= r["test"]["f1"] <= 1.0 and set(r["test"]) >= {"acc", "precision", "recall"}
-    rec = r["model"]
-    assert rec["n_parameters"] > 30522 * 16  # the tiny BERT's embeddings are in the model
-    if method == "mult":
-        assert rec["text_input"].startswith("BERT last hidden state (16-d") and rec["position_embedding"]
-    else:
-        assert (rec["text_mode"], rec["text_source"], rec["similarity"]) == ("bert", str(tiny_bert_dir),
-                                                                             "adversarial")

@@ -14,7 +14,8 @@ from bench.describe import canonical_info, count_groups
 from bench.errors import UserError
 from bench.train.trainer import train
 from tests.baselines.helpers import linear_params as _linear
-from tests.baselines.helpers import make_bundle, meta_counts, tiny_bert_config
+from tests.baselines.helpers import meta_counts, tiny_bert_config
+from tests.toy import make_bundle
 
 
 def _lstm(d_in, h, bidirectional=True):
@@ -410,21 +411,8 @@ def test_aligned_uses_text_length():
 
 
 # ------------------------------------------------------------------------------ training
-def _toy_split(n: int, gen: torch.Generator) -> Split:
-    """The label depends on the text vector MMIM reads (position 0) and on the audio mean."""
-    text = torch.randn(n, 6, 8, generator=gen)
-    audio = torch.randn(n, 6, 3, generator=gen)
-    y = (2.0 * text[:, 0, 0] + 2.0 * audio[:, :, 1].mean(1)).clamp(-3, 3)
-    return Split(labels=y, text=text, audio=audio, vision=torch.randn(n, 6, 4, generator=gen))
-
-
 def _toy_bundle():
-    from bench.data.tensors import DatasetBundle
-
-    gen = torch.Generator().manual_seed(0)
-    splits = {k: _toy_split(n, gen) for k, n in (("train", 192), ("valid", 48), ("test", 64))}
-    return DatasetBundle(name="toy", family="mosi", setting="aligned", task="regression", splits=splits,
-                         source="synthetic", fingerprint="mmim-toy")
+    return make_bundle("aligned", sizes=(192, 48, 64), dims=(8, 3, 4), lens=(6, 6, 6))
 
 
 def _toy_hp(**kw):
@@ -444,17 +432,6 @@ def test_trains_and_beats_constant_on_learnable_toy_data():
     assert out.test_outputs["fused"].shape == (64, 32)
 
 
-def test_deterministic_given_seed():
-    bundle = _toy_bundle()
-    hp = _toy_hp(max_epochs=2, dropout_prj=0.1)
-    a, b = train(MMIM, hp, bundle, seed=7), train(MMIM, hp, bundle, seed=7)
-    assert np.array_equal(a.test_outputs["pred"], b.test_outputs["pred"])
-    assert a.history[-1]["train"] == b.history[-1]["train"]
-    assert a.model_record["stage1_neg_lld"] == b.model_record["stage1_neg_lld"]
-    c = train(MMIM, hp, bundle, seed=8)
-    assert not np.array_equal(a.test_outputs["pred"], c.test_outputs["pred"])
-
-
 def test_trains_end_to_end_bert_mode():
     class TinyBertMMIM(MMIM):
         def __init__(self, hp, info):
@@ -465,17 +442,6 @@ def test_trains_end_to_end_bert_mode():
     out = train(TinyBertMMIM, hp, bundle, seed=1)
     assert out.model_record["text_mode"] == "bert" and math.isfinite(out.test["mae"])
     assert out.model_record["lengths_from"] == "own" and out.model_record["stage1_steps"] == 3
-
-
-def test_cli_end_to_end_synthetic(tmp_path, capsys):
-    from bench.cli import main
-
-    code = main(["run", "--method", "mmim", "--dataset", "synthetic-mosi", "--setting", "unaligned",
-                 "--seeds", "1111", "--epochs", "2", "--out", str(tmp_path), "--quiet",
-                 "--set", "d_prjh=16", "--set", "batch_size=200"])
-    assert code == 0, capsys.readouterr().err
-    r = json.loads(next(tmp_path.glob("runs/mmim/synthetic-mosi-unaligned/*/seed-1111/result.json")).read_text())
-    assert r["selection"]["epochs_run"] == 2 and 0 < r["test"]["mae"] < 3
 
 
 @pytest.mark.slow

@@ -8,13 +8,12 @@ import torch
 
 from baselines.mult import MulT, MulTHParams
 from bench.config import apply_overrides
-from bench.data.tensors import DatasetBundle, Split
 from bench.describe import canonical_info, describe
-from bench.train.seeding import seed_everything
 from bench.train.trainer import train
 from tests.baselines.helpers import linear_params as _linear
 from tests.baselines.helpers import meta_counts
 from tests.conftest import shared_data
+from tests.toy import make_bundle
 
 TINY = dict(d_model=8, num_heads=2, nlevels=1, conv_kernel_l=3, conv_kernel_a=3, conv_kernel_v=3)
 
@@ -183,50 +182,8 @@ def test_crossmodal_mask_is_shifted_causal():
     assert seen["mask"].shape == (371, 46) and bool((seen["mask"] == 0).all())
 
 
-def _tiny_split(n, t, gen, dims=(12, 3, 4)):
-    t_l, t_a, t_v = t
-    return Split(labels=torch.empty(n).uniform_(-3, 3, generator=gen),
-                 text=torch.randn(n, t_l, dims[0], generator=gen),
-                 audio=torch.randn(n, t_a, dims[1], generator=gen),
-                 vision=torch.randn(n, t_v, dims[2], generator=gen),
-                 audio_lengths=torch.full((n,), t_a), vision_lengths=torch.full((n,), t_v))
-
-
 def _tiny_bundle(setting, sizes=(48, 16, 16), seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    t = (8, 8, 8) if setting == "aligned" else (8, 12, 10)
-    splits = {s: _tiny_split(n, t, gen) for s, n in zip(("train", "valid", "test"), sizes, strict=True)}
-    if setting == "aligned":
-        for s in splits.values():
-            s.audio_lengths = s.vision_lengths = None
-    return DatasetBundle(name="tiny", family="mosi", setting=setting, task="regression", splits=splits,
-                         source="synthetic")
-
-
-@pytest.mark.parametrize("setting", ["aligned", "unaligned"])
-def test_forward_backward_shapes(setting):
-    bundle = _tiny_bundle(setting)
-    model = MulT(dataclasses.replace(MulTHParams(), **TINY), bundle.info())
-    batch = bundle.train.take(torch.arange(5))
-    out = model(batch)
-    assert out["pred"].shape == (5,) and out["fused"].shape == (5, 48)
-    assert all(out[k].shape == (5, 16) for k in ("feature_t", "feature_a", "feature_v"))
-    model.loss_terms(out, batch)["total"].backward()
-    for group, prefixes in MulT.describe_groups().items():
-        grads = [p.grad for pre in prefixes for p in getattr(model, pre).parameters()]
-        assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), group
-        assert any(float(g.abs().sum()) > 0 for g in grads), group
-
-
-def test_same_seed_same_outputs_in_train_mode():
-    bundle = _tiny_bundle("unaligned")
-    batch = bundle.train.take(torch.arange(8))
-    hp = dataclasses.replace(MulTHParams(), **TINY)
-    preds = []
-    for seed in (1, 1, 2):
-        seed_everything(seed)
-        preds.append(MulT(hp, bundle.info()).train()(batch)["pred"].detach())
-    assert torch.equal(preds[0], preds[1]) and not torch.equal(preds[0], preds[2])
+    return make_bundle(setting, sizes=sizes, seed=seed, dims=(12, 3, 4), lens=(8, 12, 10))
 
 
 def test_text_dropout_hits_the_text_input_only():

@@ -1,4 +1,4 @@
-"""Shared builders for the EMOE tests: tiny geometries, random batches, a tiny random BERT."""
+"""Shared builders for the EMOE tests: tiny geometries, batches from the toy builder, a tiny random BERT."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import dataclasses
 import torch
 
 from bench.data.tensors import DataInfo, Split
+from tests import toy
 
 TINY = dict(d_model=16, n_heads=2, n_layers=1)
 
@@ -22,27 +23,18 @@ def make_info(setting="unaligned", family="mosi", task="regression", num_classes
                     has_text_features=text_features, has_text_bert=text_bert)
 
 
-def make_batch(info: DataInfo, n=6, seed=0, vocab=200, zero_pad_tail=0) -> Split:
+def make_batch(info: DataInfo, n=6, seed=0, zero_pad_tail=0) -> Split:
+    """``n`` samples of ``info``'s geometry from the one toy builder (tests/toy.py); ``zero_pad_tail`` zeroes
+    the last audio/vision frames of every sample (post-padding)."""
     g = torch.Generator().manual_seed(seed)
-    tl, ta, tv = info.seq_lens["text"], info.seq_lens["audio"], info.seq_lens["vision"]
-    if info.task == "classification":
-        labels = torch.randint(0, info.num_classes, (n,), generator=g)
-    else:
-        labels = (torch.rand(n, generator=g) * 6 - 3)
-    audio = torch.randn(n, ta, info.dims["audio"], generator=g)
-    vision = torch.randn(n, tv, info.dims["vision"], generator=g)
+    dims = (info.dims["text"] or 1, info.dims["audio"], info.dims["vision"])
+    lens = (info.seq_lens["text"], info.seq_lens["audio"], info.seq_lens["vision"])
+    batch = toy.make_split(n, g, info.setting, task=info.task, num_classes=info.num_classes, dims=dims, lens=lens)
     if zero_pad_tail:
-        audio[:, -zero_pad_tail:] = 0.0
-        vision[:, -zero_pad_tail:] = 0.0
-    text = torch.randn(n, tl, info.dims["text"], generator=g) if info.has_text_features else None
-    text_bert = None
-    if info.has_text_bert:
-        ids = torch.randint(1, vocab, (n, tl), generator=g)
-        mask = torch.ones(n, tl, dtype=torch.long)
-        mask[: n // 2, tl - 2:] = 0
-        ids = ids * mask
-        text_bert = torch.stack([ids, mask, torch.zeros_like(ids)], dim=1)
-    return Split(labels=labels, audio=audio, vision=vision, text=text, text_bert=text_bert)
+        batch.audio[:, -zero_pad_tail:] = 0.0
+        batch.vision[:, -zero_pad_tail:] = 0.0
+    return dataclasses.replace(batch, text=batch.text if info.has_text_features else None,
+                               text_bert=batch.text_bert if info.has_text_bert else None)
 
 
 def tiny_bert_config():

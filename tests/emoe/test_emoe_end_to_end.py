@@ -10,18 +10,6 @@ from tests.conftest import shared_data
 SMALL = ["--set", "d_model=32", "--set", "n_heads=4", "--set", "n_layers=1"]
 
 
-@pytest.mark.parametrize("method", ["emoe", "emoe-paper"])
-def test_both_faces_train_on_synthetic(tmp_path, capsys, method):
-    code = main(["run", "--method", method, "--dataset", "synthetic-mosi", "--setting", "unaligned", "--seeds", "1111",
-                 "--epochs", "2", "--out", str(tmp_path), "--quiet", *SMALL])
-    assert code == 0
-    r = json.loads(next(tmp_path.glob(f"runs/{method}/synthetic-mosi-unaligned/*/seed-1111/result.json")).read_text())
-    assert r["model"]["text_mode"] == "features" and r["selection"]["epochs_run"] == 2
-    assert {"multi", "uni", "entropy", "sim", "ud"} <= set(r["history"][0]["train"])
-    face = {"emoe": ("raw", "l2norm_mlp"), "emoe-paper": ("encoded", "bn_mlp")}[method]
-    assert (r["config"]["router_input"], r["config"]["router_arch"]) == face
-
-
 @pytest.mark.slow
 def test_trains_on_mosi229(tmp_path, capsys):
     root = shared_data("mosi229")

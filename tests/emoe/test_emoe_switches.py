@@ -201,4 +201,7 @@ def test_kernel_longer_than_sequence_is_user_error():
 
 def test_replace_preserves_validation_types():
     hp = dataclasses.replace(EMOEHParams(), alpha=0.5)
-    hp.validate()
+    hp.validate()  # a replaced copy is still an EMOEHParams that validates its combinations
+    assert type(hp) is EMOEHParams and hp.alpha == 0.5
+    with pytest.raises(UserError, match="not divisible by n_heads"):
+        dataclasses.replace(hp, d_model=30, n_heads=4).validate()
