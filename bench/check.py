@@ -22,7 +22,8 @@ from bench import store
 from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
 from bench.published import lookup
-from bench.tables import TableSpec, metric_key, plan
+from bench.report.planning import plan
+from bench.report.specs import TABLES, TableSpec, metric_key
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
 DEFAULT_K = 2.0
@@ -332,8 +333,6 @@ def gate_exit_code(df: pd.DataFrame) -> int:
 
 def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = None) -> str:
     """One Markdown report over all tables: each cell's verdict, gap in points and in SEs, provenance."""
-    from bench.tables import TABLES
-
     parts = ["# emoe-bench reproduction report", "",
              f"Results: `{results_dir}`. Against a reference: band |Δ| ≤ max({opts.k}·SE, floor); floors "
              + ", ".join(f"{k} {v}" for k, v in opts.floors.items()) + " (fractions).", ""]

@@ -16,7 +16,8 @@ import pandas as pd
 
 from bench.errors import UserError, did_you_mean
 from bench.metrics import HIGHER_IS_BETTER
-from bench.tables import TableSpec, metric_key, plan
+from bench.report.planning import plan
+from bench.report.specs import TableSpec, metric_key
 
 REQUIRED = ("method", "dataset", "setting", "seed", "split", "metric", "value")
 DATASETS = ("mosi", "mosei", "mintrec")

@@ -33,6 +33,7 @@ except ImportError:  # Windows: no advisory locks; single-writer use is still at
 from bench.config import RunSpec
 from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
+from bench.os_errors import os_error_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,8 +63,6 @@ def require_results_dir(out) -> Path:
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
     except OSError as e:  # ENAMETOOLONG, ELOOP, EACCES on the way
-        from bench.cli_guards import os_error_line
-
         raise UserError(f"--out: {os_error_line(e)}") from None
     if not existing.is_dir():
         raise UserError(f"--out {out}: {existing} is a file, not a directory; expected a directory for the results")

@@ -13,15 +13,16 @@ from bench.config import RunSpec
 from bench.errors import UserError
 from bench.published import lookup
 from bench.registry import get_method
+from bench.report.planning import budget, plan
+from bench.report.specs import TABLES
 from bench.runner import resolve_hparams
-from bench.tables import TABLES, budget, plan
 
 SPEC = TABLES[4]
 
 
 def write_fixture(out, source, values, standard=True, skip_rows=(), seeds=(1111, 1112, 1113), spec=SPEC):
     """values(row_label, metric, seed_index) -> fraction; writes finished runs like the runner does."""
-    from bench.tables import metric_key
+    from bench.report.specs import metric_key
 
     for p in plan(spec, source, budget(source, None)):
         if p.row.label in skip_rows or not p.row.method:

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from bench.errors import UserError
-from bench.executors import Job, JobResult, dedupe_jobs, finish, run_job
+from bench.executors.jobs import Job, JobResult, dedupe_jobs, finish, run_job
 
 
 class LocalExecutor:

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from bench.errors import UserError
-from bench.executors import Job, JobResult, dedupe_jobs, finish, run_job
+from bench.executors.jobs import Job, JobResult, dedupe_jobs, finish, run_job
 
 ENV_INIT_TIMEOUT = "BENCH_RAY_INIT_TIMEOUT"
 DEFAULT_INIT_TIMEOUT = 120.0  # seconds; a local start takes 4-12 s on a busy 2-core machine
