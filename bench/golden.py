@@ -28,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench.data.tensors import DataInfo, Split
 from bench.registry import get_method, methods
+from bench.train.trainer import _step
 
 GOLDEN_PATH = Path(__file__).resolve().parent.parent / "tests" / "golden" / "step-golden.json"
 FAMILIES = ("pred", "loss", "grad", "step")
@@ -227,8 +228,6 @@ def _math_attention():
 
 
 def _one_step(cls, hp, info, batch, kw, loss_change) -> dict[str, dict[str, float]]:
-    from bench.train.trainer import _step
-
     with PortableRNG(INIT_SEED):
         model = cls(hp, info, **kw)
     _reinit_pretrained(model)

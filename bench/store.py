@@ -30,6 +30,9 @@ try:
 except ImportError:  # Windows: no advisory locks; single-writer use is still atomic
     fcntl = None
 
+import pandas as pd
+from scipy import stats
+
 from bench.config import RunSpec
 from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
@@ -311,8 +314,6 @@ def incomplete_runs(out: Path) -> list[Path]:
 
 def to_long(out: Path) -> pd.DataFrame:
     """Tidy long format: one row per (run, split, metric)."""
-    import pandas as pd  # imported here: training workers write runs and need neither pandas nor scipy
-
     rows = []
     for path, r in iter_results(out):
         for split in ("valid", "test"):
@@ -334,9 +335,6 @@ def to_long(out: Path) -> pd.DataFrame:
 
 def summarize(long: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Mean, sample std (ddof=1), n and a t-interval per (method, dataset, setting, config, split, metric)."""
-    import pandas as pd
-    from scipy import stats
-
     keys = ["method", "dataset", "setting", "config_hash", "split", "metric"]
     rows = []
     for key, g in long.dropna(subset=["value"]).groupby(keys, sort=True):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from bench import runner
 from bench.errors import UserError
 from bench.runner import RunRequest
 
@@ -83,8 +84,6 @@ class Job:
 
     def run(self, log: Callable[[str], None] | None = print) -> JobResult:
         """Run the request in this process; errors are returned in :attr:`JobResult.error`."""
-        from bench import runner
-
         t0 = time.perf_counter()
         worker = f"{socket.gethostname()}:{os.getpid()}"
         saved = {k: os.environ.get(k) for k in self.env}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
@@ -53,8 +54,6 @@ class LocalExecutor:
 
 
 def _with_threads(job: Job, threads: int) -> Job:
-    import dataclasses
-
     return dataclasses.replace(job, threads=threads)
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
+from bench.nn.bert import BertTextEncoder
 
 
 def resolve_text_mode(text_mode: str, text_model: str, bert_config=None) -> str:
@@ -59,7 +60,6 @@ class TextInput(nn.Module):
             if bert_config is None and not text_model:
                 raise UserError(f"{method}: text_mode=bert needs --set text_model=PATH "
                                 "(a local BERT directory)")
-            from bench.nn.bert import BertTextEncoder
 
             if bert_config is not None:
                 self.bert = BertTextEncoder(config=bert_config, finetune=finetune)
