@@ -1,6 +1,6 @@
 """``bench plan --table N``: the runs a table (or figure) still needs and what they will cost.
 
-The runs are the ones ``bench run --table N`` would train: the table's planned configurations (bench/tables.py)
+The runs are the ones ``bench run --table N`` would train: the table's planned configurations (bench/report/planning.py)
 times the seeds, minus the finished runs in the results store (same config hash, the resume rule). The wall time
 is estimated from the committed throughput table of the device class (bench/throughput.py): per configuration
 ``epochs x seconds per epoch + overhead``, where epochs is the run's cap (``max_epochs`` / ``--epochs``) or, for

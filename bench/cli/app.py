@@ -122,6 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # disk full, I/O error, a path longer than the OS allows: one line naming the path
         print(f"error: {os_error_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (cli_guards)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (bench/cli/signals.py)
         print("interrupted: finished runs are kept; rerun the same command to resume", file=sys.stderr)
         return interrupt_exit_code(e)
