@@ -130,7 +130,7 @@ def aso(a, b, confidence: float = 0.95, num_comparisons: int = 1, seed: int = 12
     """ε_min of Almost Stochastic Order of A over B (``deepsig.aso``; optional extra). ε_min < 0.2 is
     read as "A is almost stochastically larger than B" (Ulmer et al. 2022). None without deepsig."""
     try:
-        from deepsig import aso as _aso
+        from deepsig import aso as _aso  # lazy: optional extra
     except ImportError:
         return None
     a, b = _clean(a), _clean(b)

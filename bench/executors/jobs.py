@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import torch
+
 from bench import runner
 from bench.errors import UserError
 from bench.runner import RunRequest
@@ -90,8 +92,6 @@ class Job:
         os.environ.update(self.env)
         try:
             if self.threads:
-                import torch
-
                 torch.set_num_threads(self.threads)
             records = runner.run(self.request, log=log or (lambda _msg: None), progress=False,
                                  method_cls=self.method_class())
