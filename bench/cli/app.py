@@ -108,14 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+COMMANDS = {"run": run_cmd.cmd_run, "ls": info_cmds.cmd_ls, "describe": info_cmds.cmd_describe,
+            "data": info_cmds.cmd_data, "aggregate": info_cmds.cmd_aggregate, "check": check_cmd.cmd_check,
+            "report": check_cmd.cmd_report, "figure": figure_cmd.cmd_figure, "plan": plan_cmd.cmd_plan}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with sigterm_as_interrupt():
-            return {"run": run_cmd.cmd_run, "ls": info_cmds.cmd_ls, "describe": info_cmds.cmd_describe,
-                    "data": info_cmds.cmd_data, "aggregate": info_cmds.cmd_aggregate, "check": check_cmd.cmd_check,
-                    "report": check_cmd.cmd_report,
-                    "figure": lambda a: a.func(a), "plan": lambda a: a.func(a)}[args.command](args)
+            return COMMANDS[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -44,7 +44,6 @@ def add_parser(sub) -> None:
     f.add_argument("--threads", type=int, default=None, help="torch intra-op CPU threads")
     add_data_args(f)
     add_execution_args(f)
-    f.set_defaults(func=cmd_figure)
 
 
 def _csv(text: str | None, cast=str) -> tuple | None:

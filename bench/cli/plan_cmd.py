@@ -37,7 +37,7 @@ def add_parser(sub) -> None:
                    help="epochs assumed for runs without an epoch cap (default 3 x the early-stopping patience)")
     p.add_argument("--throughput-dir", default=None, help="directory of <device>.csv (default results/throughput)")
     add_data_args(p)
-    p.set_defaults(func=cmd_plan, force=False, amp="off", compile=False, workers=0, jobs=1, seeds_per_job=0,
+    p.set_defaults(force=False, amp="off", compile=False, workers=0, jobs=1, seeds_per_job=0,
                    executor="local", graphs="off")
 
 
