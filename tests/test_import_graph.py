@@ -96,3 +96,12 @@ def imported_names(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             out.add(node.module)
     return out
+
+
+def test_report_functions_never_print():
+    """bench/report returns text and frames; only bench/cli prints."""
+    report = {name: path for name, path in module_files().items() if name.startswith("bench.report")}
+    printing = sorted(f"{name}:{node.lineno}" for name, path in report.items()
+                      for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                      if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "print")
+    assert not printing, f"print() in bench/report: {printing}"
