@@ -1,7 +1,7 @@
 """Calibration of ``bench check --against published``, measured by simulation (docs/verdicts.md).
 
 ``python -m bench.calibrate [--tables 2000] [--seed 0] [--out docs/verdicts-calibration.csv]`` simulates
-tables of the shapes of Tables 1 and 4 (their (row, setting) blocks from bench/tables.py, 4 metrics each):
+tables of the shapes of Tables 1 and 4 (their (row, setting) blocks from bench/report/specs.py, 4 metrics each):
 faithful reproductions (our true mean equal to the paper's) and regressions (one row 3σ worse; every cell
 1σ worse), with seed std 0.5-3 points, n = 3/5/10 seeds, the paper's number one run or the best of 5,
 and reports how often the whole table fails. The simulated tables go through the same statistics as
@@ -20,6 +20,8 @@ from scipy import stats as st
 
 from bench import seed_std, verdict
 from bench.check import DEFAULT_FLOORS
+from bench.report.planning import plan
+from bench.report.specs import TABLES
 
 METRICS = ("acc7", "acc2", "f1", "mae")
 FLOORS = np.array([DEFAULT_FLOORS[m] for m in METRICS])
@@ -53,8 +55,6 @@ class Shape:
 
 
 def table_shape(number: int) -> Shape:
-    from bench.tables import TABLES, plan
-
     planned = plan(TABLES[number], "real", "full")
     return Shape(f"Table {number}", tuple(p.row.label for p in planned), tuple(p.setting for p in planned))
 

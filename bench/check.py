@@ -22,7 +22,8 @@ from bench import store
 from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
 from bench.published import lookup
-from bench.tables import TableSpec, metric_key, plan
+from bench.report.planning import plan
+from bench.report.specs import TABLES, TableSpec, metric_key
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
 DEFAULT_K = 2.0
@@ -160,7 +161,7 @@ def published_cells(spec: TableSpec, results_dir: Path, opts: CheckOptions) -> d
 def frozen_text_cells(spec: TableSpec, cells: dict) -> set:
     """(row label, setting) blocks whose paper fine-tunes BERT but whose runs used the frozen text features
     (``--text frozen``): a different model, so not comparable with the paper's number."""
-    from bench.tables import row_text
+    from bench.report.frames import row_text
 
     rows = {r.label: r for r in spec.rows}
     return {key for key, results in cells.items()
@@ -362,8 +363,6 @@ def gate_exit_code(df: pd.DataFrame) -> int:
 
 def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = None) -> str:
     """One Markdown report over all tables: each cell's verdict, gap in points and in SEs, provenance."""
-    from bench.tables import TABLES
-
     parts = ["# emoe-bench reproduction report", "",
              f"Results: `{results_dir}`. Against a reference: band |Δ| ≤ max({opts.k}·SE, floor); floors "
              + ", ".join(f"{k} {v}" for k, v in opts.floors.items()) + " (fractions).", ""]

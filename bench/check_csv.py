@@ -17,7 +17,9 @@ import pandas as pd
 
 from bench.errors import UserError, did_you_mean
 from bench.metrics import HIGHER_IS_BETTER
-from bench.tables import TableSpec, metric_key, plan
+from bench.registry import methods
+from bench.report.planning import plan
+from bench.report.specs import TableSpec, metric_key
 
 REQUIRED = ("method", "dataset", "setting", "seed", "split", "metric", "value")
 DATASETS = ("mosi", "mosei", "mintrec")
@@ -50,7 +52,6 @@ def read_long_csv(path: Path) -> pd.DataFrame:
     _known(df, "dataset", DATASETS, path)
     _known(df, "setting", SETTINGS, path)
     _known(df, "metric", tuple(HIGHER_IS_BETTER), path)
-    from bench.registry import methods
 
     _known(df, "method", tuple(methods()), path)
     seeds = pd.to_numeric(df["seed"], errors="coerce")

@@ -13,13 +13,22 @@ metrics). Regenerate deliberately with ``python -m bench.gate --write`` (docs/ci
 from __future__ import annotations
 
 import math
+import multiprocessing
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import torch
 from scipy import stats
+
+from bench import provenance
+from bench.data import load_dataset
+from bench.golden import environment
+from bench.registry import get_method
+from bench.runner import resolve_hparams
+from bench.train.trainer import train
 
 REFERENCE_PATH = Path(__file__).resolve().parent.parent / "results" / "reference" / "gate-training.csv"
 METHOD, DATASET, SETTING = "emoe", "synthetic-mosi", "aligned"
@@ -35,9 +44,6 @@ ALPHA = 0.01  # probability that unchanged code fails the check, over all metric
 
 
 def gate_hparams(hp_change: Callable | None = None):
-    from bench.registry import get_method
-    from bench.runner import resolve_hparams
-
     cls = get_method(METHOD)
     hp = resolve_hparams(cls, "mosi", SETTING, OVERRIDES)
     return cls, (hp_change(hp) if hp_change is not None else hp)
@@ -45,9 +51,6 @@ def gate_hparams(hp_change: Callable | None = None):
 
 def train_seeds(seeds: Sequence[int], hp_change: Callable | None = None) -> list:
     """Train the gate configuration once per seed; returns the trainer's outcomes (in seed order)."""
-    from bench.data import load_dataset
-    from bench.train.trainer import train
-
     cls, hp = gate_hparams(hp_change)
     bundle = load_dataset(DATASET, SETTING)
     return [train(cls, hp, bundle, seed) for seed in seeds]
@@ -103,8 +106,6 @@ def train_values(seeds: Sequence[int], workers: int = 1) -> list[dict[str, float
     """Metric values per seed, each seed trained with one torch thread (``workers`` processes at once)."""
     if workers <= 1:
         return [_seed_values(s) for s in seeds]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(pool.map(_seed_values, seeds))
@@ -112,9 +113,6 @@ def train_values(seeds: Sequence[int], workers: int = 1) -> list[dict[str, float
 
 def write_reference(path: Path = REFERENCE_PATH, seeds: Sequence[int] = REFERENCE_SEEDS, workers: int = 1) -> Path:
     """Train the reference seeds (one torch thread each) and write one row per metric, with the machine."""
-    from bench import provenance
-    from bench.golden import environment
-
     values = train_values(seeds, workers)
     torch.set_num_threads(1)
     env = environment()

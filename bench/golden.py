@@ -28,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench.data.tensors import DataInfo, Split
 from bench.registry import get_method, methods
+from bench.train.trainer import _step
 
 GOLDEN_PATH = Path(__file__).resolve().parent.parent / "tests" / "golden" / "step-golden.json"
 FAMILIES = ("pred", "loss", "grad", "step")
@@ -172,7 +173,7 @@ def golden_batch(info: DataInfo, n: int = N_SAMPLES, seed: int = DATA_SEED) -> S
 
 
 def tiny_bert_config():
-    from transformers import BertConfig
+    from transformers import BertConfig  # lazy: transformers only for the BERT golden cases
 
     return BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
                       vocab_size=VOCAB, max_position_embeddings=32, attn_implementation="eager")
@@ -227,8 +228,6 @@ def _math_attention():
 
 
 def _one_step(cls, hp, info, batch, kw, loss_change) -> dict[str, dict[str, float]]:
-    from bench.train.trainer import _step
-
     with PortableRNG(INIT_SEED):
         model = cls(hp, info, **kw)
     _reinit_pretrained(model)
@@ -260,7 +259,7 @@ def _reinit_pretrained(model: torch.nn.Module, seed: int = INIT_SEED) -> None:
     matrices, zero biases, unit LayerNorm scales, so the golden numbers do not depend on how the
     installed transformers version initialises (or orders its initialisation)."""
     try:
-        from transformers import PreTrainedModel
+        from transformers import PreTrainedModel  # lazy: transformers only for BERT models
     except ImportError:
         return
     rng = np.random.default_rng(seed)

@@ -25,8 +25,10 @@ Example (CPU, about a minute)::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import datetime as _dt
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -37,8 +39,14 @@ import time
 from pathlib import Path
 
 import torch
+from tabulate import tabulate
 
+from bench.config import apply_overrides
+from bench.data.synthetic import planned_shapes
 from bench.data.tensors import DatasetBundle, Split
+from bench.registry import get_method
+from bench.train.multiseed import VmapEnsemble, accelerated
+from bench.train.seeding import seed_everything
 
 MODES = ("loop", "vmap", "vmap+compile", "procs")
 DEFAULT_MODELS = ("emoe", "mult")
@@ -48,8 +56,6 @@ DEFAULT_MODELS = ("emoe", "mult")
 def shaped_bundle(profile: str = "compact", setting: str = "unaligned", n: int = 64, seed: int = 0,
                   family: str = "mosi") -> DatasetBundle:
     """Random tensors with the synthetic generator's shapes for ``family`` (``n`` samples per split)."""
-    from bench.data.synthetic import planned_shapes
-
     shapes = planned_shapes(f"synthetic-{family}", setting, profile)
     gen = torch.Generator().manual_seed(seed)
     splits = {}
@@ -71,9 +77,6 @@ def shaped_bundle(profile: str = "compact", setting: str = "unaligned", n: int =
 
 
 def model_config(method: str, setting: str = "unaligned", family: str = "mosi", overrides: dict | None = None):
-    from bench.config import apply_overrides
-    from bench.registry import get_method
-
     cls = get_method(method)
     hp = cls.default_hparams(family, setting)
     if overrides:
@@ -96,9 +99,6 @@ def _rss_mb() -> float:
 def _release_freed_memory() -> None:
     """Give memory freed by earlier measurements back to the OS (glibc keeps freed heap pages, which
     would hide the next measurement's growth of the resident set)."""
-    import ctypes
-    import gc
-
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -165,9 +165,6 @@ def batch_indices(n: int, batch_size: int, k: int, steps: int, seed: int = 0) ->
 
 def single_model_stepper(cls, hp, info, seed: int, device, amp: str = "off", compile: bool = False):
     """``step(split, idx)``: one loop-path optimiser step of one freshly seeded model."""
-    from bench.train.multiseed import accelerated
-    from bench.train.seeding import seed_everything
-
     seed_everything(seed)
     model = accelerated(cls, amp, compile)(hp, info).to(device)
     opt = torch.optim.Adam(model.param_groups())
@@ -206,8 +203,6 @@ def measure_loop(cls, hp, bundle, seeds, steps, warmup, device, idx, amp="off", 
 
 
 def measure_vmap(cls, hp, bundle, seeds, steps, warmup, device, idx, amp="off", compile=False) -> dict:
-    from bench.train.multiseed import VmapEnsemble
-
     data = bundle.to(device)
     split = data.splits["train"]
     idx = idx.to(device)
@@ -331,8 +326,6 @@ def machine() -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-    from tabulate import tabulate
-
     table = []
     for r in rows:
         if "error" in r:

@@ -1,6 +1,6 @@
 """``bench plan --table N``: the runs a table (or figure) still needs and what they will cost.
 
-The runs are the ones ``bench run --table N`` would train: the table's planned configurations (bench/tables.py)
+The runs are the ones ``bench run --table N`` would train: the table's planned configurations (bench/report/planning.py)
 times the seeds, minus the finished runs in the results store (same config hash, the resume rule). The wall time
 is estimated from the committed throughput table of the device class (bench/throughput.py): per configuration
 ``epochs x seconds per epoch + overhead``, where epochs is the run's cap (``max_epochs`` / ``--epochs``) or, for
@@ -10,12 +10,10 @@ runs that stop only early, an assumption that is printed. Configurations without
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import throughput
-from bench.errors import UserError
 
 
 @dataclass
@@ -152,88 +150,3 @@ def format_plan(rows: list[PlanRow], entries: list, dev_class: str, path: Path) 
     src = throughput.sources(entries)
     lines.append(f"throughput: {path}" + (f" ({'; '.join(src)})" if src else " (missing: every row is unknown)"))
     return "\n".join(lines)
-
-
-def table_plan(number: int | None, args, figure: int | None = None,
-               log: Callable[[str], None] = print) -> tuple[list[PlanRow], str]:
-    """The plan of ``--table N`` (or ``--figure N``) under the run options in ``args``; returns rows and text."""
-    from bench import dispatch
-    from bench.config import parse_sets
-    from bench.runner import RunRequest, resolve_device
-    from bench.tables import budget, choose_settings, data_source, plan, require_table
-    from bench.text_encoder import text_choice
-    from bench.train.seeding import seeds_from_arg
-
-    source, data_root = data_source(args)
-    size = budget(source, args.profile)
-    text = text_choice(args)
-    if figure is not None:
-        from bench.figures import default_seeds, plan_figure, require_figure
-
-        fspec = require_figure(figure)
-        planned = plan_figure(fspec, source, size, parse_sets(args.sets), text=text)
-        n_seeds = default_seeds(fspec, source, size)
-    else:
-        from bench.tables import DEFAULT_TABLE_SEEDS
-
-        spec, _ = choose_settings(require_table(number), None, source, data_root)
-        planned = plan(spec, source, size, parse_sets(args.sets), text=text)
-        n_seeds = DEFAULT_TABLE_SEEDS[source]
-    seeds = seeds_from_arg(args.seeds, n_seeds)
-    device = args.device if args.device.startswith("cuda") else resolve_device(args.device)  # no GPU needed
-    fields = dispatch.request_fields(_with_device(args, device))
-    requests = [RunRequest(method=p.row.method, dataset=p.dataset, setting=p.setting, seeds=seeds,
-                           overrides=p.overrides, epochs=args.epochs, data_root=str(data_root) if data_root else None,
-                           out=args.out, device=device, profile=args.profile or "compact", data_seed=args.data_seed,
-                           clean_nan=args.clean_nan, **fields) for p in planned]
-    dev_class = throughput.device_class(device)
-    directory = Path(args.throughput_dir) if getattr(args, "throughput_dir", None) else None
-    entries = throughput.load(dev_class, directory)
-    rows = plan_requests([(p.row.label, p.setting) for p in planned], requests, size, entries, device,
-                         assume=getattr(args, "assume_epochs", None))
-    return rows, format_plan(rows, entries, dev_class, throughput.table_path(dev_class, directory))
-
-
-def _with_device(args, device: str):
-    import argparse
-
-    ns = argparse.Namespace(**vars(args))
-    ns.device = device
-    return ns
-
-
-def add_plan_parser(sub, add_data_args) -> None:
-    p = sub.add_parser("plan", help="the runs a table/figure still needs and their estimated wall time")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--table", type=int, default=None)
-    what.add_argument("--figure", type=int, default=None)
-    p.add_argument("--seeds", default=None, help="seeds: 1111,1112 | 1111-1115 | 5x (a count); default: the table's")
-    p.add_argument("--device", default="auto",
-                   help="device class to estimate for: cpu or cuda (default auto = this machine's)")
-    p.add_argument("--out", default="results", help="results directory whose finished runs are reused")
-    p.add_argument("--epochs", type=int, default=None, help="cap on training epochs, as for bench run")
-    p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE", default=[])
-    p.add_argument("--exec", dest="exec_mode", default=None, choices=("auto", "loop", "vmap", "procs"),
-                   help="execution mode to plan for (default: auto on cuda, loop on cpu)")
-    p.add_argument("--assume-epochs", type=int, default=None,
-                   help="epochs assumed for runs without an epoch cap (default 3 x the early-stopping patience)")
-    p.add_argument("--graphs", choices=("auto", "on", "off"), default="auto",
-                   help="static step (CUDA graphs) for loop runs, as for bench run (default auto); its rows use the "
-                        "loop+graphs throughput lines")
-    p.add_argument("--throughput-dir", default=None, help="directory of <device>.csv (default results/throughput)")
-    add_data_args(p)  # includes --text-model / --text (BERT rows: bert-base throughput lines)
-    p.set_defaults(func=cmd_plan, force=False, amp="off", compile=False, workers=0, jobs=1, seeds_per_job=0,
-                   executor="local")
-
-
-def cmd_plan(args) -> int:
-    if args.device not in ("auto", "cpu") and not args.device.startswith("cuda"):
-        raise UserError(f"--device {args.device!r}: expected auto, cpu or cuda")
-    if args.epochs is not None and args.epochs < 1:
-        raise UserError(f"--epochs {args.epochs}: expected a positive number of epochs")
-    if args.assume_epochs is not None and args.assume_epochs < 1:
-        raise UserError(f"--assume-epochs {args.assume_epochs}: expected a positive number")
-    _, text = table_plan(args.table, args, figure=args.figure)
-    print(f"plan for {'table ' + str(args.table) if args.table is not None else 'figure ' + str(args.figure)}")
-    print(text)
-    return 0

@@ -9,11 +9,13 @@ seeds no distribution-free test can reach p < 0.05; :func:`min_seeds_note` says 
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 
 import numpy as np
 from scipy import stats as st
+from statsmodels.stats.multitest import multipletests
 
 # exact permutation test up to this many relabellings (C(n+m, n)); a random subset beyond
 EXACT_PERMUTATION_LIMIT = 20_000
@@ -22,8 +24,6 @@ PERMUTATION_RESAMPLES = 9_999
 
 def _rng(seed: int) -> dict:
     """scipy >= 1.15 takes ``rng``; older versions ``random_state``."""
-    import inspect
-
     key = "rng" if "rng" in inspect.signature(st.permutation_test).parameters else "random_state"
     return {key: np.random.default_rng(seed)}
 
@@ -130,7 +130,7 @@ def aso(a, b, confidence: float = 0.95, num_comparisons: int = 1, seed: int = 12
     """ε_min of Almost Stochastic Order of A over B (``deepsig.aso``; optional extra). ε_min < 0.2 is
     read as "A is almost stochastically larger than B" (Ulmer et al. 2022). None without deepsig."""
     try:
-        from deepsig import aso as _aso
+        from deepsig import aso as _aso  # lazy: optional extra
     except ImportError:
         return None
     a, b = _clean(a), _clean(b)
@@ -154,8 +154,6 @@ def compare(a, b, higher_is_better: bool = True) -> dict:
 def holm(pvalues) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (statsmodels ``method="holm"``; its default would be
     Holm-Šidák); NaNs pass through and do not count as comparisons."""
-    from statsmodels.stats.multitest import multipletests
-
     p = np.asarray(pvalues, dtype=float)
     out = np.full_like(p, np.nan)
     ok = ~np.isnan(p)

@@ -30,9 +30,13 @@ try:
 except ImportError:  # Windows: no advisory locks; single-writer use is still atomic
     fcntl = None
 
+import pandas as pd
+from scipy import stats
+
 from bench.config import RunSpec
 from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
+from bench.os_errors import os_error_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,8 +66,6 @@ def require_results_dir(out) -> Path:
         while not existing.exists() and existing != existing.parent:
             existing = existing.parent
     except OSError as e:  # ENAMETOOLONG, ELOOP, EACCES on the way
-        from bench.cli_guards import os_error_line
-
         raise UserError(f"--out: {os_error_line(e)}") from None
     if not existing.is_dir():
         raise UserError(f"--out {out}: {existing} is a file, not a directory; expected a directory for the results")
@@ -312,8 +314,6 @@ def incomplete_runs(out: Path) -> list[Path]:
 
 def to_long(out: Path) -> pd.DataFrame:
     """Tidy long format: one row per (run, split, metric)."""
-    import pandas as pd  # imported here: training workers write runs and need neither pandas nor scipy
-
     rows = []
     for path, r in iter_results(out):
         for split in ("valid", "test"):
@@ -335,9 +335,6 @@ def to_long(out: Path) -> pd.DataFrame:
 
 def summarize(long: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Mean, sample std (ddof=1), n and a t-interval per (method, dataset, setting, config, split, metric)."""
-    import pandas as pd
-    from scipy import stats
-
     keys = ["method", "dataset", "setting", "config_hash", "split", "metric"]
     rows = []
     for key, g in long.dropna(subset=["value"]).groupby(keys, sort=True):

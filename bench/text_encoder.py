@@ -42,16 +42,6 @@ class TextChoice:
         return self.frozen or bool(self.model)
 
 
-def add_text_args(p) -> None:
-    p.add_argument("--text-model", default=None, metavar="PATH",
-                   help=f"BERT checkpoint (local directory or cached name; default ${ENV_TEXT_MODEL}) for the "
-                        "methods whose paper fine-tunes BERT (EMOE, MMIM, DMD, MISA, Self-MM; MulT, MAG-BERT on "
-                        "MIntRec)")
-    p.add_argument("--text", choices=TEXT_CHOICES, default=None,
-                   help="frozen: run those methods on the frozen text features (needed on real data without "
-                        "--text-model; tables mark such rows); bert: require --text-model")
-
-
 def normalise_model(model: str) -> str:
     """An existing path becomes absolute (the same checkpoint gives the same hash from any directory); a
     name (Hugging Face cache, ``random:bert-mini``) stays; a missing path is an error."""
@@ -149,72 +139,9 @@ def require_text_choice(offenders: list[str], what: str, choice: TextChoice) -> 
                     f"would train on the frozen text features; {NEED_TEXT_HINT}")
 
 
-def refuse_silent_frozen(planned, source: str, choice: TextChoice, what: str, epochs: int | None = None,
-                         by_label: bool = False) -> None:
-    """Refuse (before any data is loaded) planned real-data runs of BERT methods that would fall back to the
-    frozen text features without ``--text frozen``. ``planned``: :class:`bench.tables.PlannedRun` items (on
-    real data the dataset name is the family)."""
-    if source != "real":
-        return
-    from bench.registry import get_method
-    from bench.runner import resolve_hparams
-
-    if choice.frozen:
-        names = [p.row.label if by_label else p.row.method for p in planned if p.dataset in NO_FROZEN_TEXT
-                 and paper_uses_bert(get_method(p.row.method), p.dataset, p.setting)]
-        if names:
-            raise UserError(f"{what}: real MIntRec data have no frozen text features (only the text to tokenise), so "
-                            f"--text frozen cannot run {', '.join(dict.fromkeys(names))}; pass --text-model PATH")
-        return
-    offenders = []
-    for p in planned:
-        cls = get_method(p.row.method)
-        name = p.row.label if by_label else p.row.method
-        if not paper_uses_bert(cls, p.dataset, p.setting):
-            continue
-        try:
-            hp = resolve_hparams(cls, p.dataset, p.setting, p.overrides, epochs)
-        except UserError:
-            if choice.model:
-                raise
-            offenders.append(name)  # e.g. MulT on MIntRec: text_mode=bert without a model
-            continue
-        if on_frozen_features(hp):
-            offenders.append(name)
-    if offenders and any(p.dataset in NO_FROZEN_TEXT for p in planned):
-        raise UserError(f"{what}: {', '.join(dict.fromkeys(offenders))} need{'s' if len(set(offenders)) == 1 else ''} "
-                        "a BERT and real MIntRec data have no frozen text features; pass --text-model PATH (a local "
-                        f"BERT directory such as bert-base-uncased; or set {ENV_TEXT_MODEL})")
-    require_text_choice(offenders, what, choice)
-
-
 def text_of(result: dict) -> str:
     """"frozen" (frozen text features), the BERT checkpoint a run fine-tuned, or "" (no text encoder choice)."""
     cfg = result.get("config") or {}
     if on_frozen_features(cfg):
         return "frozen"
     return str(cfg.get("text_model")) if uses_bert(cfg) else ""
-
-
-def single_run_overrides(method: str, dataset: str, setting: str | None, sets: dict, args) -> dict:
-    """``bench run --method``: the ``--set`` values plus the text choice; on real data a BERT method that would
-    fall back to frozen features without ``--text frozen`` is refused here, before any data is loaded."""
-    from types import SimpleNamespace
-
-    from bench.data import settings_for
-    from bench.registry import get_method
-    from bench.runner import default_setting
-
-    cls = get_method(method)  # fail fast on an unknown name
-    choice = text_choice(args)
-    key = str(dataset).strip().lower()
-    family = families.family_of(key) or key
-    settings = settings_for(key)
-    st = setting or default_setting(cls, settings)
-    if st not in settings or family not in cls.families:
-        return dict(sets)  # the runner names the problem
-    overrides = {**text_overrides(cls, family, st, choice, sets), **sets}
-    if key in families.FAMILIES:
-        run = SimpleNamespace(row=SimpleNamespace(method=method), dataset=family, setting=st, overrides=overrides)
-        refuse_silent_frozen([run], "real", choice, f"run --method {method}", getattr(args, "epochs", None))
-    return overrides

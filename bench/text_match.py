@@ -12,6 +12,9 @@ import dataclasses
 import json
 
 from bench.errors import UserError
+from bench.registry import get_method
+from bench.runner import resolve_hparams
+from bench.text_encoder import paper_uses_bert, text_of
 from bench.text_hparams import TextEncoderHParams
 
 TEXT_FIELDS = tuple(f.name for f in dataclasses.fields(TextEncoderHParams))  # text_mode, text_model, text_finetune
@@ -34,10 +37,6 @@ def config_key(cfg: dict, mask_text: bool = False) -> str:
 def planned_cells(planned, family: str, by_key: dict, choice, epochs: int | None) -> dict:
     """(row label, setting) -> the stored results of each planned run (``by_key``: (method, dataset, setting)
     -> results). ``choice``: the command's TextChoice, or None / nothing chosen."""
-    from bench.registry import get_method
-    from bench.runner import resolve_hparams
-    from bench.text_encoder import paper_uses_bert, text_of
-
     chosen = choice is not None and choice.chosen
     cells = {}
     for p in planned:

@@ -37,7 +37,8 @@ from bench import throughput  # noqa: E402
 
 def configurations(families: list[str], settings: list[str], budget: str, methods: list[str] | None):
     """Distinct (method, family, setting, overrides) over Tables 1-6 (the first row of a method wins)."""
-    from bench.tables import TABLES, plan
+    from bench.report.planning import plan
+    from bench.report.specs import TABLES
 
     seen, out = set(), []
     for spec in TABLES.values():

@@ -8,8 +8,9 @@ import types
 import pytest
 
 from bench.describe import canonical_info
+from bench.report.planning import plan
+from bench.report.specs import TABLES
 from bench.runner import RunRequest, resolve_hparams, run
-from bench.tables import TABLES, plan
 from bench.train import autoexec
 from tests.helpers import ToyMethod, make_bundle
 from tests.test_multiseed import TinyMLP
@@ -89,7 +90,7 @@ def test_auto_falls_back_to_procs_when_vmap_fails(tmp_path, monkeypatch):
 
 
 def test_cli_default_is_loop_on_cpu_and_auto_on_cuda():
-    from bench.dispatch import default_exec_mode
+    from bench.cli.settings import default_exec_mode
 
     ns = types.SimpleNamespace
     assert default_exec_mode(ns(exec_mode=None, device="cpu")) == "loop"

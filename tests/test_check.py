@@ -13,8 +13,9 @@ from bench.config import RunSpec
 from bench.errors import UserError
 from bench.published import lookup
 from bench.registry import get_method
+from bench.report.planning import budget, plan
+from bench.report.specs import TABLES
 from bench.runner import resolve_hparams
-from bench.tables import TABLES, budget, plan
 from bench.text_encoder import TextChoice
 
 SPEC = TABLES[4]
@@ -26,7 +27,7 @@ BERT = TextChoice("/models/bert-base-uncased")  # EMOE fine-tunes BERT in the pa
 def write_fixture(out, source, values, standard=True, skip_rows=(), seeds=(1111, 1112, 1113), spec=SPEC, text=BERT):
     """values(row_label, metric, seed_index) -> fraction; writes finished runs like the runner does (on real data
     with a BERT checkpoint named, as ``bench run --text-model`` does)."""
-    from bench.tables import metric_key
+    from bench.report.specs import metric_key
 
     for p in plan(spec, source, budget(source, None), text=text if source == "real" else None):
         if p.row.label in skip_rows or not p.row.method:

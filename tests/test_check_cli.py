@@ -11,8 +11,9 @@ from bench import store
 from bench.cli import main
 from bench.config import RunSpec
 from bench.registry import get_method
+from bench.report.planning import plan
+from bench.report.specs import TABLES, metric_key
 from bench.runner import resolve_hparams
-from bench.tables import TABLES, metric_key, plan
 from tests.test_check import published_plus, write_fixture
 
 FIXTURE = Path(__file__).parent / "fixtures" / "table4-published.csv"

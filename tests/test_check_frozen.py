@@ -11,8 +11,9 @@ from bench.cli import main
 from bench.config import RunSpec
 from bench.published import lookup
 from bench.registry import get_method
+from bench.report.planning import plan
+from bench.report.specs import TABLES, metric_key
 from bench.runner import resolve_hparams
-from bench.tables import TABLES, metric_key, plan
 from bench.text_encoder import TextChoice, paper_uses_bert
 
 SPEC = TABLES[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import cli_guards
+from bench.cli import signals
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,9 +57,9 @@ def test_signal_during_a_run_prints_interrupted_and_marks_nothing_done(tmp_path,
 
 def test_sigterm_raises_keyboard_interrupt_only_inside_the_guard():
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(KeyboardInterrupt) as e, cli_guards.sigterm_as_interrupt():
+    with pytest.raises(KeyboardInterrupt) as e, signals.sigterm_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(30)  # the handler interrupts this at once
-    assert cli_guards.interrupt_exit_code(e.value) == 143
-    assert cli_guards.interrupt_exit_code(KeyboardInterrupt()) == 130
+    assert signals.interrupt_exit_code(e.value) == 143
+    assert signals.interrupt_exit_code(KeyboardInterrupt()) == 130
     assert signal.getsignal(signal.SIGTERM) is before

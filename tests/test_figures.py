@@ -11,21 +11,13 @@ import torch
 from bench import store
 from bench.cli import main
 from bench.config import RunSpec
-from bench.figures import (
-    figures,
-    importance_from_errors,
-    neighbour_label_error,
-    plan_figure,
-    rank_agreement,
-    render_sensitivity,
-    render_tsne,
-    render_weights,
-    require_figure,
-    select_samples,
-)
 from bench.registry import get_method
+from bench.report.figure_numbers import importance_from_errors, neighbour_label_error, rank_agreement, select_samples
+from bench.report.figure_render import render_sensitivity, render_tsne, render_weights
+from bench.report.figure_specs import figures, require_figure
+from bench.report.planning import plan, plan_figure
+from bench.report.specs import TABLES
 from bench.runner import RunRecord, resolve_hparams
-from bench.tables import TABLES, plan
 
 N_TEST = 60
 

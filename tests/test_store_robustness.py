@@ -152,21 +152,21 @@ def test_validate_result_accepts_complete_and_null_metrics():
 
 
 def test_garbage_preds_npz_is_a_one_line_error(tmp_path):
-    from bench.figures import _preds
+    from bench.report.figure_numbers import read_preds
 
     (tmp_path / "preds.npz").write_bytes(b"PK\x03\x04 this is not a zip archive")
     with pytest.raises(UserError) as e:
-        _preds(SimpleNamespace(path=tmp_path))
+        read_preds(SimpleNamespace(path=tmp_path))
     msg = str(e.value)
     assert msg.startswith(f"{tmp_path / 'preds.npz'}: unreadable (") and "--force" in msg and "\n" not in msg
 
 
 def test_pickled_object_in_preds_npz_is_refused_not_loaded(tmp_path):
-    from bench.figures import _preds
+    from bench.report.figure_numbers import read_preds
 
     np.savez(tmp_path / "preds.npz", obj=np.array([{"a": 1}], dtype=object))
     with pytest.raises(UserError, match="unreadable \\(ValueError: Object arrays cannot be loaded"):
-        _preds(SimpleNamespace(path=tmp_path))
+        read_preds(SimpleNamespace(path=tmp_path))
 
 
 # ------------------------------------------------------------------------------- disk errors

@@ -8,7 +8,8 @@ import pytest
 
 from bench.cli import main
 from bench.errors import UserError
-from bench.tables import TABLES, budget, choose_settings, missing_data_files, plan
+from bench.report.planning import budget, choose_settings, missing_data_files, plan
+from bench.report.specs import TABLES
 from tests.conftest import shared_data
 
 # EMOE fine-tunes BERT in the paper: on real data without a text model it must be told --text frozen

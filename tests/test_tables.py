@@ -18,20 +18,12 @@ from bench.cli import main
 from bench.config import RunSpec
 from bench.published import lookup
 from bench.registry import get_method, methods
+from bench.report.captions import caption
+from bench.report.frames import display_frame, table_frame
+from bench.report.planning import budget, plan
+from bench.report.render import frame_to_latex, frame_to_markdown, render
+from bench.report.specs import PUBLISHED_TAG, TABLES, metric_key
 from bench.runner import resolve_hparams
-from bench.tables import (
-    PUBLISHED_TAG,
-    TABLES,
-    budget,
-    caption,
-    display_frame,
-    frame_to_latex,
-    frame_to_markdown,
-    metric_key,
-    plan,
-    render,
-    table_frame,
-)
 
 GOLDEN = Path(__file__).parent / "golden"
 SEEDS5 = (1111, 1112, 1113, 1114, 1115)
@@ -170,7 +162,7 @@ def test_markers_are_holm_corrected_welch_against_emoe(table1_real):
     # 5 vs 5 exact permutation: smallest p = 2/252; Holm over 32 comparisons cannot reach 0.05
     assert lf["p_perm"].min() == pytest.approx(2 / 252)
     assert (lf["p_perm_holm"] > 0.05).all()
-    from bench.tables import seeds_note
+    from bench.report.frames import seeds_note
     assert "at least 7 seeds per row" in seeds_note(spec, df)
 
 
@@ -267,7 +259,7 @@ def test_render_writes_md_csv_tex(tmp_path):
 
 
 def test_latex_escape_keeps_flags_and_spells_out_symbols():
-    from bench.tables import latex_escape
+    from bench.report.render import latex_escape
 
     assert latex_escape("--set text_model=PATH") == "-{}-set text\\_model=PATH"  # not an en dash
     assert latex_escape("Mann–Whitney, 95% ± 1, p < 0.05") == "Mann--Whitney, 95\\% $\\pm$ 1, p $<$ 0.05"
@@ -321,7 +313,7 @@ def test_run_table_reuses_finished_runs(tmp_path, capsys):
 def test_setting_a_method_cannot_run_is_planned_out(tmp_path, monkeypatch):
     """A method that needs aligned data (EF-LSTM in MMSA) gets no unaligned run; on real data that cell
     is shown from the paper."""
-    from bench.tables import unsupported
+    from bench.report.planning import unsupported
 
     monkeypatch.setattr(get_method("lf_dnn"), "settings", ("aligned",))
     spec = TABLES[1]

@@ -13,8 +13,9 @@ from bench.cli import build_parser, main
 from bench.config import RunSpec
 from bench.errors import UserError
 from bench.registry import get_method
+from bench.report.planning import plan
+from bench.report.specs import TABLES
 from bench.runner import resolve_hparams
-from bench.tables import TABLES, plan
 from bench.text_encoder import TextChoice, paper_uses_bert, text_choice
 from tests.conftest import shared_data
 from tests.data.conftest import mmsa_data, write_mmsa
@@ -161,7 +162,7 @@ def test_table3_text_model_replaces_the_compact_feature_fallback():
 def _write_runs(out, spec, text=None, user_sets=None, rows=None):
     """Finished runs of a table as ``run --table`` writes them (config, hash, standard real data)."""
     from bench import store
-    from bench.tables import metric_key
+    from bench.report.specs import metric_key
 
     n = 0
     for p in plan(spec, "real", "full", user_sets or {}, rows=rows, text=text):
@@ -205,14 +206,14 @@ def test_check_finds_every_run_of_a_text_model_table(tmp_path, monkeypatch):
 
 
 def test_check_and_report_take_the_text_model(tmp_path, monkeypatch):
-    from bench.cli import _check_options
+    from bench.cli.check_cmd import check_options
 
     parse = build_parser().parse_args
-    assert _check_options(parse(["check", "--table", "1", "--text-model", str(tmp_path)])).text.model == \
+    assert check_options(parse(["check", "--table", "1", "--text-model", str(tmp_path)])).text.model == \
         str(tmp_path.resolve())
-    assert _check_options(parse(["report", "--text", "frozen"])).text == TextChoice(None, True)
+    assert check_options(parse(["report", "--text", "frozen"])).text == TextChoice(None, True)
     monkeypatch.setenv("BENCH_TEXT_MODEL", "bert-base-uncased")
-    assert _check_options(parse(["report"])).text == TextChoice("bert-base-uncased", False)
+    assert check_options(parse(["report"])).text == TextChoice("bert-base-uncased", False)
 
 
 def test_text_frozen_is_refused_on_real_mintrec(tmp_path, capsys):

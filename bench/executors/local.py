@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Sequence
 
 from bench.errors import UserError
-from bench.executors import Job, JobResult, dedupe_jobs, finish, run_job
+from bench.executors.jobs import Job, JobResult, dedupe_jobs, finish, run_job
 
 
 class LocalExecutor:
@@ -53,8 +54,6 @@ class LocalExecutor:
 
 
 def _with_threads(job: Job, threads: int) -> Job:
-    import dataclasses
-
     return dataclasses.replace(job, threads=threads)
 
 

@@ -16,13 +16,14 @@ loopback interface, a firewall) otherwise waits forever.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
 
 from bench.errors import UserError
-from bench.executors import Job, JobResult, dedupe_jobs, finish, run_job
+from bench.executors.jobs import Job, JobResult, dedupe_jobs, finish, run_job
 
 ENV_INIT_TIMEOUT = "BENCH_RAY_INIT_TIMEOUT"
 DEFAULT_INIT_TIMEOUT = 120.0  # seconds; a local start takes 4-12 s on a busy 2-core machine
@@ -30,7 +31,7 @@ DEFAULT_INIT_TIMEOUT = 120.0  # seconds; a local start takes 4-12 s on a busy 2-
 
 def _import_ray():
     try:
-        import ray
+        import ray  # lazy: the optional 'dist' extra, only for --executor ray
     except ImportError:
         raise UserError("--executor ray needs Ray: pip install 'emoe-bench[dist]' (or pip install ray)") from None
     return ray
@@ -133,8 +134,6 @@ class RayExecutor:
         try:
             res = self.task_resources(ray)
             if not res["num_gpus"] and self.cpus_per_task and not any(j.threads for j in jobs):
-                import dataclasses
-
                 jobs = [dataclasses.replace(j, threads=max(1, int(self.cpus_per_task))) for j in jobs]
             task = ray.remote(max_retries=0, **res)(run_job)
             refs = {task.remote(job): i for i, job in enumerate(jobs)}

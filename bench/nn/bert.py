@@ -34,14 +34,14 @@ def load_bert(path_or_name: str, add_pooling_layer: bool = True) -> nn.Module:
     """``BertModel.from_pretrained(path_or_name, local_files_only=True)`` in offline mode, with a one-line error."""
     hub_offline()
     try:
-        from transformers import BertModel
+        from transformers import BertModel  # lazy: transformers loads only when a BERT is built
     except ImportError as e:  # pragma: no cover - optional dependency
         raise UserError("text_mode=bert needs the 'transformers' package "
                         "(pip install emoe-bench[bert])") from e
     if path_or_name.startswith("random:"):
         if path_or_name not in RANDOM_BERTS:
             raise UserError(f"unknown random BERT {path_or_name!r}; expected one of {', '.join(RANDOM_BERTS)}")
-        from transformers import BertConfig
+        from transformers import BertConfig  # lazy: transformers loads only when a BERT is built
 
         # BertConfig() = bert-base geometry (vocabulary 30522)
         return BertModel(BertConfig(**RANDOM_BERTS[path_or_name]), add_pooling_layer=add_pooling_layer)
@@ -63,7 +63,7 @@ def _from_local_config(path_or_name: str, add_pooling_layer: bool) -> nn.Module:
     """The checkpoint's geometry with unloaded weights: only its ``config.json`` is read (under a meta
     device context, where no weights could be held anyway)."""
     hub_offline()
-    from transformers import BertConfig, BertModel
+    from transformers import BertConfig, BertModel  # lazy: transformers loads only when a BERT is built
 
     try:
         config = BertConfig.from_pretrained(os.path.expanduser(path_or_name), local_files_only=True)
@@ -89,7 +89,7 @@ class BertTextEncoder(nn.Module):
         if (path_or_name is None) == (config is None):
             raise ValueError("give exactly one of path_or_name and config")
         if config is not None:
-            from transformers import BertModel
+            from transformers import BertModel  # lazy: transformers loads only when a BERT is built
 
             self.model = BertModel(config, add_pooling_layer=add_pooling_layer)
         else:

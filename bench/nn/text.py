@@ -22,6 +22,7 @@ from torch import nn
 from bench import text_hparams
 from bench.data.tensors import DataInfo, Split
 from bench.errors import UserError
+from bench.nn.bert import BertTextEncoder
 
 
 def resolve_text_mode(text_mode: str, text_model: str, bert_config=None) -> str:
@@ -56,7 +57,6 @@ class TextInput(nn.Module):
                                 "this dataset lacks; use text_mode=features")
             if bert_config is None and not text_model:
                 raise text_hparams.missing_text_model(method)
-            from bench.nn.bert import BertTextEncoder
 
             if bert_config is not None:
                 self.bert = BertTextEncoder(config=bert_config, finetune=finetune)

@@ -325,8 +325,11 @@ def test_table3_compares_standard_mintrec_results_and_says_how(tmp_path, monkeyp
     from bench.check import CheckOptions, check_published
     from bench.config import RunSpec
     from bench.registry import get_method
+    from bench.report.frames import table_frame
+    from bench.report.planning import plan
+    from bench.report.render import frame_to_markdown
+    from bench.report.specs import TABLES, metric_key
     from bench.runner import data_record, resolve_hparams
-    from bench.tables import TABLES, frame_to_markdown, metric_key, plan, table_frame
     from bench.text_encoder import TextChoice
 
     root = _published_shape_root(tmp_path / "root")

@@ -1,33 +1,20 @@
-"""``bench check``: option validation and the command (the statistics live in bench/verdict.py)."""
+"""``bench check`` and ``bench report``: option validation and the commands (the statistics live in
+bench/check.py and bench/verdict.py)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+from bench import check
+from bench.check import DEFAULT_FLOORS, DEFAULT_K, CheckOptions
+from bench.config import parse_sets
 from bench.errors import UserError, did_you_mean
+from bench.report.specs import require_table
+from bench.text_encoder import text_choice
+from bench.verdict import parse_published_as
 
 FLOOR_METRICS = ("acc7", "acc2", "f1", "acc", "precision", "recall", "mae", "corr")
-
-
-def add_published_args(c) -> None:
-    c.add_argument("--published-as", default="single", metavar="single|peak:K",
-                   help="--against published: the paper's number is one run (single, default) or the best of K "
-                        "runs (peak:K); docs/verdicts.md")
-    c.add_argument("--alpha", type=float, default=0.05,
-                   help="--against published: probability that a faithful reproduction fails the table (default 0.05)")
-    c.add_argument("--assume-std", action="append", default=[], metavar="METRIC=STD",
-                   help="--against published: a known seed std (fraction) for a metric instead of the sample std; "
-                        "needed for cells with one seed")
-    c.add_argument("--seed-std", default="moderated", choices=("moderated", "own"),
-                   help="--against published: each cell's seed std moderated over the table (default; more power "
-                        "with few seeds) or its own sample std; docs/verdicts.md")
-    c.add_argument("--from-csv", default=None, metavar="PATH",
-                   help="--against published: per-seed results as a long CSV (columns method,dataset,setting,seed,"
-                        "split,metric,value[,row][,text]) instead of a results directory")
-    c.add_argument("--csv", default=None, metavar="PATH",
-                   help="write the per-cell verdicts as CSV (default for --against published on a results "
-                        "directory: <results>/check-tableN-published.csv)")
 
 
 def _number(flag: str, text, positive: bool = True) -> float:
@@ -54,11 +41,6 @@ def _metric_values(flag: str, items: list[str]) -> dict:
 
 def check_options(args):
     """CheckOptions from the command line; every bad value is a one-line exit 2."""
-    from bench.check import DEFAULT_FLOORS, DEFAULT_K, CheckOptions
-    from bench.config import parse_sets
-    from bench.text_encoder import text_choice
-    from bench.verdict import parse_published_as
-
     floors = {**DEFAULT_FLOORS, **_metric_values("--floor", getattr(args, "floor", []))}
     k = DEFAULT_K if getattr(args, "k", None) is None else _number("--k", args.k)
     alpha = _number("--alpha", getattr(args, "alpha", 0.05))
@@ -73,9 +55,6 @@ def check_options(args):
 
 
 def cmd_check(args) -> int:
-    from bench import check
-    from bench.tables import require_table
-
     spec = require_table(args.table)
     opts = check_options(args)
     rows = tuple(r.strip() for r in args.rows.split(",") if r.strip()) if args.rows else None
@@ -121,3 +100,14 @@ def cmd_check(args) -> int:
     code = check.gate_exit_code(df)
     print(("FAIL: " if code else "PASS: ") + summary + (f" (per-cell CSV: {csv})" if csv else ""))
     return code
+
+
+def cmd_report(args) -> int:
+    text = check.build_report(Path(args.results), check_options(args),
+                        Path(args.reference_dir) if args.reference_dir else None)
+    out = Path(args.output) if args.output else Path(args.results) / "report.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    print(f"written: {out}")
+    return 0

@@ -1,0 +1,1 @@
+"""Reporting: table and figure specs as data, planning, frames, statistics and renderers (pure functions)."""
