@@ -10,9 +10,6 @@ from pathlib import Path
 import networkx as nx
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-# Known, owned elsewhere: the dataset registry and bench/data register each other (being untangled separately).
-# Remove this exemption once that work is merged.
-KNOWN_CYCLE_MODULES = {"bench.registry", "bench.data"}
 
 
 def module_files(root: Path = BENCH) -> dict[str, Path]:
@@ -58,12 +55,8 @@ def import_graph(root: Path = BENCH) -> nx.DiGraph:
     return graph
 
 
-def _known(cycle: list[str]) -> bool:
-    return all(any(m == k or m.startswith(k + ".") for k in KNOWN_CYCLE_MODULES) for m in cycle)
-
-
 def test_bench_has_no_import_cycles():
-    cycles = [c for c in nx.simple_cycles(import_graph()) if not _known(c)]
+    cycles = list(nx.simple_cycles(import_graph()))
     assert not cycles, "import cycle(s): " + "; ".join(" -> ".join(c + c[:1]) for c in sorted(cycles, key=len)[:5])
 
 
