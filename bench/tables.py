@@ -763,7 +763,10 @@ def render(spec: TableSpec, df: pd.DataFrame, collected: dict, source: str, outd
     stem = outdir / f"table{spec.number}-{source}"
     csv_frame(df).to_csv(stem.with_suffix(".csv"), index=False)
     stem.with_suffix(".md").write_text(frame_to_markdown(spec, df, collected, source))
-    stem.with_suffix(".tex").write_text(frame_to_latex(spec, df, collected, source))
+    # the paper's layout; frame_to_latex (one line per setting and row, long caption) stays until the merge
+    from bench.report.latex import table_latex  # local: bench.report.latex imports this module
+
+    stem.with_suffix(".tex").write_text(table_latex(spec, df, collected, source))
     return [stem.with_suffix(s) for s in (".md", ".csv", ".tex")]
 
 

@@ -1,0 +1,1 @@
+"""Reporting: the paper's tables rendered from result frames (pure functions, no printing)."""
