@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.published import lookup
-from bench.report.latex import CAPTION_LIMIT, LAYOUT_MARK, paper_decimals, short_caption, table_latex
+from bench.report.latex import CAPTION_LIMIT, LAYOUT_MARK, CaptionFacts, paper_decimals, short_caption, table_latex
 from bench.tables import TABLES, metric_key, table_frame
 
 SEEDS = (1111, 1112, 1113)
@@ -227,7 +227,8 @@ def _caption_cases():
 def test_short_caption_fits_and_says_data_seeds_and_selection():
     for spec, (tex, df, collected) in _caption_cases():
         settings_shown = spec.published_table in ("T1", "T2") or df["setting"].nunique() > 1
-        text = short_caption(spec, df, collected, "synthetic" if "SYNTHETIC" in tex else "real", settings_shown)
+        source = "synthetic" if "SYNTHETIC" in tex else "real"
+        text = short_caption(spec, df, source, CaptionFacts.of(collected, source), settings_shown)
         assert len(text) <= CAPTION_LIMIT, (spec.number, len(text), text)
         assert "test mean ± std, 3 seeds, checkpoint with the lowest validation loss." in text
         cap = next(x for x in tex.splitlines() if x.startswith(r"\caption{"))
@@ -262,5 +263,35 @@ def test_samples_fit_a_two_column_page(tmp_path):
 def test_committed_table_fits_a_two_column_page(path, tmp_path):
     tex = path.read_text()
     if not tex.startswith(LAYOUT_MARK):
-        pytest.skip(f"{path.name} is in the earlier layout; re-render it with `bench run --table N`")
+        pytest.skip(f"{path.name} is in the earlier layout; re-render: bench.report.retex.write_all('results/tables')")
     assert max(_overfull({path.name: tex}, tmp_path), default=0.0) <= OVERFULL_TOLERANCE_PT
+
+
+# ------------------------------------------------------------------------------ committed tables, re-rendered
+def test_committed_tables_rerender_from_their_csv_and_md(tmp_path):
+    """bench.report.retex rebuilds each committed .tex from the .csv numbers and the .md provenance."""
+    from bench.report.retex import write_all
+
+    tables = tmp_path / "tables"
+    shutil.copytree(COMMITTED[0].parent, tables)
+    written = write_all(tables)
+    assert sorted(p.name for p in written) == sorted(p.name for p in COMMITTED)
+    t4 = (tables / "table4-real.tex").read_text()
+    assert t4.startswith(LAYOUT_MARK) and len(body(t4)) == 4  # committed with --setting unaligned
+    assert body(t4)[0].startswith(r"$\times$ & $\times$ & \textbf{25.6}$_{\pm 4.0}$ & 73.8$_{\pm 8.6}$")
+    assert "sha256 0249717835f1" in t4 and "Commit 64397edb96, d042e9e3bb" in t4  # provenance kept from the .md
+    t3 = (tables / "table3-synthetic.tex").read_text()
+    assert body(t3)[0].startswith(r"MAG-BERT & 14.83$_{\pm 2.02}^{\dagger}$")  # two decimals, Holm p < 0.05
+    for p in written:
+        cap = next(x for x in p.read_text().splitlines() if x.startswith(r"\caption{"))
+        assert "3 seeds" in cap or "2 seeds" in cap
+        assert len(re.sub(r"\\[a-z]+|[${}^]", "", cap)) <= CAPTION_LIMIT  # LaTeX commands dropped: shorter
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (the golden tests above pin "
+                                                               "the layout)")
+def test_rerendered_committed_tables_fit_a_two_column_page(tmp_path):
+    from bench.report.retex import retex
+
+    texs = {p.name: retex(p.with_suffix(".csv")) for p in COMMITTED}
+    assert max(_overfull(texs, tmp_path), default=0.0) <= OVERFULL_TOLERANCE_PT

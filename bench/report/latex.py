@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -50,24 +51,48 @@ _OLD_MARKERS = "[published]: copied from the EMOE paper's Table {n}, not measure
                "value for a measured row and our difference."
 
 
+@dataclass(frozen=True)
+class CaptionFacts:
+    """What the short caption says beyond the frame: seeds per row, the selection rule, standard data."""
+
+    seeds: str  # "5" or "2/3"
+    rule: str  # "checkpoint with the lowest validation loss"
+    standard: bool  # real data with the standard published files (published values shown)
+
+    @classmethod
+    def of(cls, collected: dict, source: str) -> CaptionFacts:
+        rules = sorted({r["selection"]["rule"] for rs in collected.values() for r in rs})
+        return cls("/".join(str(n) for n in sorted({len(rs) for rs in collected.values()})), short_rule(rules[0]),
+                   shows_published(collected, source))
+
+
+def short_rule(rule: str) -> str:
+    """The selection rule up to its first detail: "checkpoint with the lowest validation loss"."""
+    return rule.split(" (")[0].split(";")[0].strip()
+
+
 def table_latex(spec: TableSpec, df: pd.DataFrame, collected: dict, source: str) -> str:
     """The whole ``table``/``table*`` float for ``results/tables/tableN-<source>.tex``."""
+    return assemble(spec, df, source, CaptionFacts.of(collected, source), provenance_note(spec, df, collected, source))
+
+
+def assemble(spec: TableSpec, df: pd.DataFrame, source: str, facts: CaptionFacts, note: str) -> str:
+    """The float from the frame, the caption facts and the provenance note (plain text)."""
     grouped = spec.published_table in GROUPED_TABLES
     settings = settings_of(spec, df)
     cells = cell_text(spec, df)
     colspec, header, body = (_grouped if grouped else _blocks)(spec, df, settings, cells, source)
     env = "table*" if grouped and len(settings) > 1 else "table"  # one setting group fits a column
-    cap = _tex(short_caption(spec, df, collected, source, settings_shown=grouped or len(settings) > 1))
-    note = _tex(provenance_note(spec, df, collected, source))
+    cap = _tex(short_caption(spec, df, source, facts, settings_shown=grouped or len(settings) > 1))
     return "\n".join([
         LAYOUT_MARK,
-        f"% EMOE Table {spec.number} ({source} data), written by `bench run --table {spec.number}`; "
-        r"needs \usepackage{booktabs}.",
+        f"% EMOE Table {spec.number} ({source} data) in the paper's layout (bench/report/latex.py; "
+        f"`bench run --table {spec.number}` rewrites it); needs \\usepackage{{booktabs}}.",
         rf"\begin{{{env}}}[t]", *MACROS, r"\centering",
         r"{\footnotesize\setlength{\tabcolsep}{2.5pt}",
         rf"\begin{{tabular}}{{{colspec}}}", r"\toprule", *header, r"\midrule", *body, r"\bottomrule",
         r"\end{tabular}\par}",
-        rf"\caption{{{cap}}}", rf"\label{{tab:table{spec.number}-{source}}}", rf"\benchnote{{{note}}}",
+        rf"\caption{{{cap}}}", rf"\label{{tab:table{spec.number}-{source}}}", rf"\benchnote{{{_tex(note)}}}",
         rf"\end{{{env}}}", ""])
 
 
@@ -202,22 +227,20 @@ def _blocks(spec, df, settings, cells, source):
 
 
 # ------------------------------------------------------------------------------------ text
-def short_caption(spec: TableSpec, df: pd.DataFrame, collected: dict, source: str, settings_shown: bool = True) -> str:
+def short_caption(spec: TableSpec, df: pd.DataFrame, source: str, facts: CaptionFacts,
+                  settings_shown: bool = True) -> str:
     """Plain text, at most CAPTION_LIMIT characters: title, data, seeds, selection, markers."""
-    results = [r for rs in collected.values() for r in rs]
-    ns = "/".join(str(n) for n in sorted({len(rs) for rs in collected.values()}))
     parts = [spec.title.rstrip(".") + "."]
     if source == "synthetic":
         parts.append("SYNTHETIC data: not comparable with the paper, no published values.")
-    elif shows_published(collected, source):
+    elif facts.standard:
         parts.append("Real data.")
     else:
         parts.append("Real NON-STANDARD data files: no published values.")
     settings = settings_of(spec, df)
     if not settings_shown:
         parts.append(f"Setting {', '.join(settings)}{'' if spec.setting_stated else ' (paper: unstated)'}.")
-    rule = sorted({r["selection"]["rule"] for r in results})[0].split(" (")[0].split(";")[0]
-    parts.append(f"Ours: test mean ± std, {ns} seeds, {rule}.")
+    parts.append(f"Ours: test mean ± std, {facts.seeds} seeds, {facts.rule}.")
     if (df["kind"] == "published").any() or df["published"].notna().any():
         parts.append("Italic: the paper's values.")
     marks = ["Bold: best of ours"]
@@ -251,13 +274,18 @@ def environment(results: list[dict]) -> str:
 def provenance_note(spec: TableSpec, df: pd.DataFrame, collected: dict, source: str) -> str:
     """The long caption (data hashes, seeds, selection, tests, assumptions, commits, notes) with this
     layout's markers, plus versions and devices."""
-    text = caption(spec, collected, source, df).removeprefix(f"Table {spec.number}: {spec.title}").lstrip(". ")
+    text = in_layout_words(spec, caption(spec, collected, source, df))
+    env = environment([r for rs in collected.values() for r in rs])
+    return f"Provenance. {text}" + (f" {env}" if env else "")
+
+
+def in_layout_words(spec: TableSpec, long_caption: str) -> str:
+    """The markdown table's long caption without its title, its markers renamed to this layout's."""
+    text = long_caption.removeprefix(f"Table {spec.number}: {spec.title}").lstrip(". ")
     text = text.replace(_OLD_MARKERS.format(n=spec.number),
                         f"Italic: the EMOE paper's Table {spec.number} (a row in italics was not run here).")
     text = text.replace("(frozen text): ", f"{FROZEN_MARK}: ")  # the long caption's name for the mark
-    text = text.replace("Rows marked [published] are", "Rows in italics are")
-    env = environment([r for rs in collected.values() for r in rs])
-    return f"Provenance. {text}" + (f" {env}" if env else "")
+    return text.replace("Rows marked [published] are", "Rows in italics are")
 
 
 def _tex(text: str) -> str:
