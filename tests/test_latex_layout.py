@@ -3,6 +3,7 @@ Tables 1, 3, 4 and 6, the short caption, and (where pdflatex exists) a two-colum
 every committed results/tables/*.tex and these samples must fit without an overfull line."""
 
 import dataclasses
+import functools
 import re
 import shutil
 import subprocess
@@ -64,6 +65,7 @@ def render(spec, cells: dict, source: str, standard: bool = True, frozen: tuple 
     return table_latex(spec, df, collected, source), df, collected
 
 
+@functools.cache  # rendered once, read by several tests (never modified)
 def sample_table1_real():
     spec = TABLES[1]
     cells = {(label, s): near_published(spec, label, s, shift)
@@ -71,6 +73,7 @@ def sample_table1_real():
     return spec, render(spec, cells, "real")
 
 
+@functools.cache  # rendered once, read by several tests (never modified)
 def sample_table3_synthetic():
     spec = TABLES[3]
     cells = {(label, "unaligned"): {m: [a, a + 0.0125, a + 0.025] for m in spec.metrics}
@@ -78,12 +81,14 @@ def sample_table3_synthetic():
     return spec, render(spec, cells, "synthetic")
 
 
+@functools.cache  # rendered once, read by several tests (never modified)
 def sample_table4_real():
     spec = TABLES[4]
     cells = {(r.label, "aligned"): near_published(spec, r.label, "aligned", 0.0) for r in spec.rows}
     return spec, render(spec, cells, "real")
 
 
+@functools.cache  # rendered once, read by several tests (never modified)
 def sample_table6_synthetic():
     spec = TABLES[6]
     base = {"Sum": 0.40, "Concat": 0.30}
