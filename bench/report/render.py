@@ -7,7 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.captions import caption
+from bench.report.escape import latex_escape
 from bench.report.frames import csv_frame, display_frame
+from bench.report.latex import table_latex
 from bench.report.specs import TableSpec
 
 
@@ -22,23 +24,6 @@ def frame_to_markdown(spec, df, collected, source) -> str:
     return shown.to_markdown(index=False) + "\n\n" + caption(spec, collected, source, df) + "\n"
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "<": r"$<$", ">": r"$>$"}
-
-
-_LATEX_UNICODE = {"±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "§": r"\S{}", "α": r"$\alpha$",
-                  "λ": r"$\lambda$", "ε": r"$\varepsilon$", "–": "--", "—": "---", "·": r"$\cdot$",
-                  "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$", "→": r"$\rightarrow$", "’": "'"}
-
-
-def latex_escape(text: str) -> str:
-    """Plain text -> LaTeX (specials escaped, the few non-ASCII symbols the tables use spelled out)."""
-    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-    out = out.replace("--", "-{}-")  # a command-line flag stays two hyphens (LaTeX would set an en dash)
-    for k, v in _LATEX_UNICODE.items():
-        out = out.replace(k, v)
-    return out
 
 
 def frame_to_latex(spec, df, collected, source) -> str:
@@ -63,5 +48,5 @@ def render(spec: TableSpec, df: pd.DataFrame, collected: dict, source: str, outd
     stem = outdir / f"table{spec.number}-{source}"
     csv_frame(df).to_csv(stem.with_suffix(".csv"), index=False)
     stem.with_suffix(".md").write_text(frame_to_markdown(spec, df, collected, source))
-    stem.with_suffix(".tex").write_text(frame_to_latex(spec, df, collected, source))
+    stem.with_suffix(".tex").write_text(table_latex(spec, df, collected, source))  # the paper's layout
     return [stem.with_suffix(s) for s in (".md", ".csv", ".tex")]
