@@ -4,7 +4,7 @@ Written from the published code; no code was copied. Citations are ``path:line``
 versions: ``trains/singleTask/model/dmd.py`` (``dmd.py``), ``trains/singleTask/DMD.py`` (``DMD.py``,
 the trainer), ``trains/singleTask/HingeLoss.py`` and the distillation files @ e4f6de3;
 ``config/config.json`` @ 88c574d; ``run.py``, ``train.py``, ``config.py`` @ 24f32ca. The README pins
-PyTorch 1.9.0. EMOE (fuyyyyy/EMOE) is a fork of this code (specs/emoe.md); the shared pieces come from
+PyTorch 1.9.0. EMOE (fuyyyyy/EMOE) is a fork of this code; the shared pieces come from
 ``bench.nn`` (the MulT/DMD transformer) and ``bench.nn.bert`` via :class:`bench.nn.text.TextInput`.
 
 Forward (dmd.py:151-332), modality order [l, v, a]:
@@ -132,7 +132,7 @@ class DMDHParams(TextEncoderHParams, TrainHParams):
     plateau_patience: int = 5  # patience
     plateau_factor: float = 0.5
     # the reference's "Loss" is round(mean of per-batch L1 over a shuffled loader, 4); the project's
-    # default is the per-sample mean (specs/data-and-metrics.md §1.3); batch_mean_4dp for parity
+    # default is the per-sample mean (independent of batch order); batch_mean_4dp for parity
     val_loss: str = "sample_mean"
 
     def validate(self) -> None:

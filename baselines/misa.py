@@ -1,5 +1,5 @@
 """MISA (Hazarika et al. 2020) as thuiar/MMSA implements it (``models/singleTask/MISA.py`` and
-``trains/singleTask/MISA.py`` @ a94e65d; specs/baselines.md §3).
+``trains/singleTask/MISA.py`` @ a94e65d; docs/baselines.md).
 
 Each modality becomes one utterance vector: text = masked mean of the BERT last hidden state (or of the
 frozen ``text`` features); audio/vision = two stacked bidirectional LSTMs (hidden = input width) with a
@@ -15,7 +15,7 @@ L_recon the mean of three reconstruction MSEs against the projected vectors. Val
 MMSA packs audio *and* vision with the **text token count** (``lengths_from="text"``), so only the
 first ~#tokens frames of unaligned audio/vision are read; ``lengths_from="own"`` uses their own lengths.
 
-MIntRec form (family ``mintrec``, EMOE Table 3; specs/baselines.md §6), as the thuiar/MIntRec framework
+MIntRec form (family ``mintrec``, EMOE Table 3), as the thuiar/MIntRec framework
 computes it (thuiar/MIntRec @ 8d30e9b; files read at 2fef2c2 ``backbones/FusionNets/MISA.py``,
 ``methods/MISA/manager.py``, ``methods/MISA/utils.py``, ``utils/functions.py``, and ccf08df
 ``configs/misa_bert.py``; no code copied): the same network with hidden size 256 on fine-tuned BERT text
@@ -105,7 +105,7 @@ _COMMON = dict(learning_rate=1e-4, hidden_size=128, grad_accum=2, early_stop=8, 
 _ORIGINAL = dict(learning_rate=1e-4, hidden_size=128, dropout=0.5, diff_weight=0.3, sim_weight=1.0,
                  recon_weight=1.0, grad_clip_value=1.0, weight_decay=0.0, grad_accum=1, early_stop=6,
                  max_epochs=500, lstm_hh_init="orthogonal")
-# specs/baselines.md §3.4 (MMSA) and §3.5 (declare-lab/MISA src/config.py, solver.py).
+# MMSA config_regression.json "misa" @ a94e65d and declare-lab/MISA src/config.py, solver.py.
 ERAS = {
     "mosi": {
         "current": dict(_COMMON, batch_size=16, dropout=0.2, diff_weight=0.1, sim_weight=0.3,
@@ -121,7 +121,7 @@ ERAS = {
                           recon_weight=0.8, grad_clip_value=0.8, weight_decay=0.0),
         "original": dict(_ORIGINAL, batch_size=16, bert_freeze_layers=9),
     },
-    # thuiar/MIntRec configs/misa_bert.py + methods/MISA/manager.py (specs/baselines.md §6): one block.
+    # thuiar/MIntRec configs/misa_bert.py + methods/MISA/manager.py: one block.
     # train/eval batch 16/8, wait_patience 8, eval_monitor f1, 100 epochs, rnncell lstm, use_cmd_sim False,
     # reverse_grad_weight 0.8, hidden 256, dropout_rate 0.1, diff/sim/recon 0.7/0.7/0.6, lr 3e-5,
     # grad_clip -1 (off), gamma 0.5; zero_grad every batch (no accumulation); Adam without weight decay;

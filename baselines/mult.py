@@ -1,6 +1,6 @@
 """MulT: Multimodal Transformer (Tsai et al. 2019), as thuiar/MMSA implements it (a Table 1-2 row).
 
-Model (MMSA ``models/singleTask/MULT.py``, specs/baselines.md §2.1): the frozen text features (MMSA's
+Model (MMSA ``models/singleTask/MULT.py`` @ a94e65d): the frozen text features (MMSA's
 ``use_bert=False``; BERT is never run) get ``text_dropout``; each modality is projected to ``d`` by a
 bias-free Conv1d with no padding (skipped when the feature size already is ``d``), so sequences shrink
 by ``k - 1``. Six cross-modal transformers ``trans_X_with_Y`` (query X, keys/values Y; attention
@@ -17,7 +17,7 @@ Defaults are MMSA's current per-dataset values (``hparams_era="current"``); ``"t
 v1 values that produced MMSA's published MulT rows (MOSI only differs) and turns positional
 embeddings on, as the code of that time had them. docs/baselines.md (section MulT) lists every switch.
 
-MIntRec form (family ``mintrec``, EMOE Table 3; specs/baselines.md §6): the same network as the
+MIntRec form (family ``mintrec``, EMOE Table 3): the same network as the
 thuiar/MIntRec framework builds it (thuiar/MIntRec @ 8d30e9b; files read at 2fef2c2
 ``backbones/FusionNets/MULT.py``, ``backbones/SubNets/transformers_encoder/{transformer,position_embedding}.py``,
 ``backbones/SubNets/FeatureNets.py``, ``methods/MULT/manager.py``, ``utils/functions.py``,
@@ -137,7 +137,7 @@ class MulTHParams(TextEncoderHParams, TrainHParams):
                                 f"num_heads={self.num_heads}")
 
 
-# MMSA config_regression.json "mult" (specs/baselines.md §2.3): "current" = values since 36bb33d
+# MMSA config_regression.json "mult": "current" = values since 36bb33d
 # (2022-01-25); "table2021" = v1 config_regression.py at 9a87fa0, which produced the published rows.
 _MOSI_NOW = dict(d_model=50, num_heads=10, nlevels=4, conv_kernel_l=5, conv_kernel_a=5, conv_kernel_v=5,
                  batch_size=16, learning_rate=2e-3, attn_dropout=0.3, attn_dropout_a=0.2, attn_dropout_v=0.0,
@@ -274,7 +274,7 @@ class MulT(Method):
         h_as = torch.cat([self.trans_a_with_l(h_a, h_l), self.trans_a_with_v(h_a, h_v)], dim=-1)
         h_vs = torch.cat([self.trans_v_with_l(h_v, h_l), self.trans_v_with_a(h_v, h_a)], dim=-1)
         l_mem, a_mem, v_mem = self.trans_l_mem(h_ls), self.trans_a_mem(h_as), self.trans_v_mem(h_vs)
-        # Last time step, no padding mask (specs/baselines.md §2.1, checklist item 5).
+        # Last time step, no padding mask (MMSA MULT.py reads ``[-1]`` of the memory outputs).
         last_l, last_a, last_v = l_mem[:, -1], a_mem[:, -1], v_mem[:, -1]
         fused = torch.cat([last_l, last_a, last_v], dim=-1)
         hidden = self.proj2(F.dropout(F.relu(self.proj1(fused)), p=hp.output_dropout, training=self.training))

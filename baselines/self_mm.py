@@ -1,5 +1,5 @@
 """Self-MM (Yu et al. 2021) as thuiar/MMSA implements it (``models/multiTask/SELF_MM.py`` and
-``trains/multiTask/SELF_MM.py`` @ a94e65d; specs/baselines.md §4).
+``trains/multiTask/SELF_MM.py`` @ a94e65d; docs/baselines.md).
 
 Text = the [CLS] vector of fine-tuned BERT (features mode: the first time step of the frozen ``text``
 features, i.e. the [CLS] position of MMSA's BERT features). Audio/vision = one unidirectional LSTM over
@@ -45,7 +45,7 @@ MIN = 1e-8  # MMSA's epsilon in the label update
 @dataclass
 class SelfMMHParams(TextEncoderHParams, TrainHParams):
     # "current" = MMSA config_regression.json (equal to the 2021 table values, 9a87fa0: "table2021" is
-    # the same); "original" = thuiar/Self-MM config (specs/baselines.md §4.4 last column)
+    # the same); "original" = thuiar/Self-MM config (config/config_regression.py)
     hparams_era: Literal["current", "table2021", "original"] = "current"
     hparams_family: Literal["mosi", "mosei"] = "mosi"
     # --- text: TextEncoderHParams (MMSA use_finetune)
@@ -101,7 +101,7 @@ _MOSEI = dict(batch_size=32, learning_rate_bert=5e-5, learning_rate_audio=5e-3, 
               weight_decay_video=0.0, weight_decay_other=1e-2, a_lstm_hidden=16, v_lstm_hidden=32,
               post_fusion_dim=128, post_text_dim=32, post_audio_dim=16, post_video_dim=32,
               post_fusion_dropout=0.1, post_text_dropout=0.0, post_audio_dropout=0.0, post_video_dropout=0.0)
-# specs/baselines.md §4.4: MMSA (same today and at table time) and thuiar/Self-MM's own config.
+# MMSA config_regression.json "self_mm" (same today and at table time) and thuiar/Self-MM's own config.
 ERAS = {
     "mosi": {"current": _MOSI, "table2021": _MOSI,
              "original": dict(_MOSI, batch_size=32, learning_rate_audio=1e-3, learning_rate_video=1e-4,

@@ -1,4 +1,4 @@
-"""Statistics over seeds (specs/harness.md §2): per-cell summaries and EMOE-vs-row tests.
+"""Statistics over seeds (docs/tables.md, Statistics): per-cell summaries and EMOE-vs-row tests.
 
 Runs of different configurations do not share an init stream, so samples are treated as
 unpaired: Welch's t-test, an independent-samples permutation test (exact when the number of

@@ -1,6 +1,6 @@
 """EMOE hyper-parameters: one dataclass, two faces (``official`` code, ``paper`` text).
 
-Every paper-vs-code difference of specs/emoe.md §13 is a field (settable with ``--set``); the
+Every paper-vs-code difference (docs/switches.md §1) is a field (settable with ``--set``); the
 ``official`` preset reproduces fuyyyyy/EMOE (config/config.json + the hard-coded literals of
 trains/singleTask/EMOE.py), the ``paper`` preset overrides only what the paper states or what we
 interpret it to state (docs/switches.md lists each field with its source).
@@ -46,7 +46,7 @@ class EMOEHParams(TextEncoderHParams, TrainHParams):
     plateau_patience: int = 5
     plateau_factor: float = 0.5
     # official parity would be "batch_mean_4dp"; sample_mean is the unbiased, order-independent
-    # choice recommended by specs/data-and-metrics.md §1.3 (docs/switches.md)
+    # choice: the value does not depend on batch order or size (docs/switches.md)
     val_loss: Literal["sample_mean", "batch_mean_4dp"] = "sample_mean"
 
     # --- model size (official values)
@@ -122,13 +122,13 @@ _DATASET_BLOCKS: dict[str, dict] = {
 }
 
 # ours (MINTREC_NOTE): the thuiar/MIntRec protocol (select on validation F1, patience 8,
-# specs/data-and-metrics.md §2.5), where the authors built their MIntRec version (fuyyyyy/EMOE#5)
+# thuiar/MIntRec configs), where the authors built their MIntRec version (fuyyyyy/EMOE#5)
 _FAMILY_TRAINER: dict[str, dict] = {"mintrec": dict(select_on="f1", early_stop=8)}
 
 FAMILY_SETTINGS = {"mosi": ("aligned", "unaligned"), "mosei": ("aligned", "unaligned"),
                    "mintrec": ("unaligned",)}
 
-# specs/emoe.md §13: the paper face overrides only these fields.
+# docs/switches.md §1: the paper face overrides only these fields.
 PAPER_OVERRIDES: dict[str, object] = dict(
     router_input="encoded",  # row 1 (Eq. 1: f = [f_l, f_v, f_a])
     router_arch="bn_mlp",  # row 2 (linear + BatchNorm + activation; alpha_i)

@@ -21,7 +21,7 @@ from emoe.objective import emoe_terms
 
 @register_method("emoe")
 class EMOE(Method):
-    """EMOE (CVPR 2025) as fuyyyyy/EMOE computes it (specs/emoe.md §4-§9)."""
+    """EMOE (CVPR 2025) as fuyyyyy/EMOE computes it (``models/singleTask/EMOE.py``, ``trains/singleTask/EMOE.py``)."""
     # budgets beside the model (see bench.method.Method.presets)
     presets: ClassVar[dict[str, dict[str, str]]] = {
         "compact": {**COMPACT_BUDGET, "d_model": "64", "n_heads": "4", "n_layers": "2",
@@ -90,7 +90,7 @@ class EMOE(Method):
 
 @register_method("emoe-paper")
 class EMOEPaper(EMOE):
-    """EMOE as the paper's equations read (specs/emoe.md §12-§13; interpretations marked there)."""
+    """EMOE as the paper's equations read (docs/switches.md lists each reading and marks interpretations)."""
 
     description: ClassVar[str] = ("EMOE, paper text: encoded-feature BN router, per-modality encoders, "
                                   "softmax importance, logit-space L_ud, batch 16 x 50 epochs")

@@ -1,4 +1,5 @@
-"""The EMOE network as the official code computes it (specs/emoe.md §4), with the §13 switches.
+"""The EMOE network as the official code computes it (fuyyyyy/EMOE ``models/singleTask/EMOE.py``), with
+the paper-vs-code switches of docs/switches.md §1.
 
 Forward order (modality order inside the model is always [l, v, a]):
 

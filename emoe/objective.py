@@ -1,4 +1,4 @@
-"""EMOE loss terms as pure functions (specs/emoe.md §7; paper Eq. 4-12).
+"""EMOE loss terms as pure functions (fuyyyyy/EMOE ``trains/singleTask/EMOE.py``; paper Eq. 4-12).
 
 Official total (fuyyyyy/EMOE trains/singleTask/EMOE.py:82)::
 

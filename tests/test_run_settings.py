@@ -30,7 +30,7 @@ def test_settings_carry_every_option_into_the_request(tmp_path, monkeypatch):
     assert req == RunRequest(method="emoe", dataset="mosi", setting="aligned", seeds=[1111, 1112],
                              overrides={"fusion": "sum"}, epochs=3, data_root=str(tmp_path), out=str(tmp_path),
                              device="cpu", force=True, profile="full", clean_nan=True, data_seed=7,
-                             exec_mode="procs", amp="bf16", compile=False, workers=2, graphs="off")
+                             exec_mode="procs", amp="bf16", compile=False, workers=2, graphs="auto")  # --graphs default
 
 
 def test_defaults_resolve_exec_from_the_device_and_profile_to_compact(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ Standard MIntRec (EMOE Table 3 comparable with the paper) = the split files matc
 the official tsv files (SHA-256, bench.data.checksums.MINTREC_SHA256) with the published split sizes
 1334/445/445, and every sample's features have the published shapes: audio (T_a, 768) wav2vec 2.0 with
 1 <= T_a <= 480, video (T_v, 1, 256) (or squeezed (T_v, 256)) with 1 <= T_v <= 230 (thuiar/MIntRec
-data/audio_pre.py, video_pre.py; specs/data-and-metrics.md §2). The feature pickles' own SHA-256 is
+data/audio_pre.py, video_pre.py). The feature pickles' own SHA-256 is
 recorded with every result, so a later published checksum can still be checked against it.
 """
 

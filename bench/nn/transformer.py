@@ -1,8 +1,8 @@
 """MulT/DMD-style transformer encoder (fairseq-derived, pre-LN) with sinusoidal positions.
 
 Written from the published description of the MulT encoder as used by DMD and EMOE
-(specs/emoe.md §4.6); reusable for self-attention (EMOE, MulT's memory transformers) and for
-cross-modal attention (MulT's ``x_k``/``x_v`` inputs).
+(fuyyyyy/EMOE and DMD ``models/subNets/transformers_encoder/transformer.py``); reusable for
+self-attention (EMOE, MulT's memory transformers) and for cross-modal attention (MulT's ``x_k``/``x_v`` inputs).
 
 Layout: **batch-first** ``(B, T, D)`` everywhere (the reference code is sequence-first; the
 computation is identical).

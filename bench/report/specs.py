@@ -146,7 +146,7 @@ TABLES: dict[int, TableSpec] = {
         metrics=("acc7", "acc2", "f1", "mae"), published_table="T4", reference_row="MoME + UD (EMOE)",
         assumptions=("setting unstated in the paper; aligned used (its full row equals Table 1 MOSI aligned). "
                      "Removing MoME = fixed weights 1/3 and no router losses; removing UD = lambda2 term off; "
-                     "the 'neither' row also drops the unimodal losses (specs/emoe.md §14)."),
+                     "the 'neither' row also drops the unimodal losses (docs/switches.md §2)."),
         setting_stated=False,
     ),
     5: TableSpec(

@@ -2,7 +2,7 @@
 
 ``train_many(method_cls, hp, bundle, seeds, device, exec_mode)`` returns one
 :class:`~bench.train.trainer.TrainOutcome` per seed, in seed order, with the loop path's semantics
-(bench/train/trainer.py, specs/harness.md §3):
+(bench/train/trainer.py; docs/performance.md compares the modes):
 
 ``loop``
     :func:`bench.train.trainer.train` once per seed. The reference; bitwise reproducible on CPU.

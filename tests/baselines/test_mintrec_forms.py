@@ -1,4 +1,4 @@
-"""MulT and MISA in their thuiar/MIntRec form (family ``mintrec``, EMOE Table 3; specs/baselines.md §6).
+"""MulT and MISA in their thuiar/MIntRec form (family ``mintrec``, EMOE Table 3; docs/baselines.md).
 
 Defaults against configs/mult_bert.py / configs/misa_bert.py and the two managers, parameter counts by
 hand on the published MIntRec shapes, MISA's gradient-reversal discriminator loss by hand, the

@@ -1,4 +1,4 @@
-"""Which parameter groups receive gradient from which loss term (specs/emoe.md §8)."""
+"""Which parameter groups receive gradient from which loss term (the official code's detach points)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Loss terms against values computed by hand on tiny tensors (specs/emoe.md §7)."""
+"""Loss terms against values computed by hand on tiny tensors (paper Eq. 4-12, official code)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Parameter counts per group equal specs/emoe.md §5 (bert-base geometry, built on the meta device)."""
+"""Parameter counts per group equal the official model's (bert-base geometry, built on the meta device)."""
 
 from __future__ import annotations
 
