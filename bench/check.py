@@ -18,12 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import store
+from bench import store, verdict
 from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
 from bench.published import lookup
+from bench.report.frames import row_text
 from bench.report.planning import plan
 from bench.report.specs import TABLES, TableSpec, metric_key
+from bench.text_match import planned_cells
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
 DEFAULT_K = 2.0
@@ -65,7 +67,6 @@ def collect_cells(spec: TableSpec, results_dir: Path, source: str, opts: CheckOp
     Rows whose paper fine-tunes BERT: with ``opts.text`` chosen (``--text-model`` / ``--text frozen``) the
     config must match exactly; without, the runs of the one text encoder the results hold are taken
     (bench.text_match), so ``check``/``report`` find what ``run --table`` made without repeating its flags."""
-    from bench.text_match import planned_cells
 
     by_key: dict[tuple, list] = {}
     for _, r in store.iter_results(results_dir):
@@ -161,7 +162,6 @@ def published_cells(spec: TableSpec, results_dir: Path, opts: CheckOptions) -> d
 def frozen_text_cells(spec: TableSpec, cells: dict) -> set:
     """(row label, setting) blocks whose paper fine-tunes BERT but whose runs used the frozen text features
     (``--text frozen``): a different model, so not comparable with the paper's number."""
-    from bench.report.frames import row_text
 
     rows = {r.label: r for r in spec.rows}
     return {key for key, results in cells.items()
@@ -195,7 +195,6 @@ def check_published(spec: TableSpec, results_dir: Path | None, opts: CheckOption
     """Verdicts against the paper (docs/verdicts.md) for a results directory or for ``values`` already read
     (``bench check --from-csv``, with ``frozen`` its (row, setting) blocks run on frozen text): cells, then
     the row and table tests."""
-    from bench import verdict
 
     excluded = dict.fromkeys(frozen or (), FROZEN_TEXT)
     if values is None:

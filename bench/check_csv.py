@@ -17,9 +17,10 @@ import pandas as pd
 
 from bench.errors import UserError, did_you_mean
 from bench.metrics import HIGHER_IS_BETTER
-from bench.registry import methods
+from bench.registry import get_method, methods
 from bench.report.planning import plan
 from bench.report.specs import TableSpec, metric_key
+from bench.text_encoder import paper_uses_bert
 
 REQUIRED = ("method", "dataset", "setting", "seed", "split", "metric", "value")
 DATASETS = ("mosi", "mosei", "mintrec")
@@ -118,8 +119,6 @@ def frozen_text_blocks(spec: TableSpec, df: pd.DataFrame) -> set:
     """(row label, setting) blocks whose paper fine-tunes BERT and whose lines say ``text == frozen``."""
     if "text" not in df.columns:
         return set()
-    from bench.registry import get_method
-    from bench.text_encoder import paper_uses_bert
 
     frozen = df[df["text"].str.lower() == "frozen"]
     out = set()

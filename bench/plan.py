@@ -13,7 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import throughput
+from bench import store, throughput
+from bench.data.synthetic import SYNTHETIC_FAMILIES, make_params, planned_shapes
+from bench.data.tensors import DatasetBundle, Split
+from bench.registry import get_method
+from bench.runner import load_bundle, run_spec
+from bench.train import autoexec
+from bench.train.static_step import resolve_graphs
 
 
 @dataclass
@@ -52,10 +58,6 @@ def plan_requests(labels: list[tuple[str, str]], requests: list, budget: str, en
                   bundles: dict | None = None, assume: int | None = None) -> list[PlanRow]:
     """One :class:`PlanRow` per request (``labels``: (row label, setting) of each). ``bundles`` caches the
     loaded data per (dataset, setting) and is filled in (``bench run`` trains from it afterwards)."""
-    from bench import store
-    from bench.registry import get_method
-    from bench.runner import load_bundle, run_spec
-    from bench.train import autoexec
 
     bundles = {} if bundles is None else bundles
     shells: dict = {}
@@ -89,7 +91,6 @@ def plan_requests(labels: list[tuple[str, str]], requests: list, budget: str, en
 
 def graphs_used(req, cls, hp, device) -> bool:
     """Whether ``bench run`` would train this loop configuration with the static step (--graphs on / auto)."""
-    from bench.train.static_step import resolve_graphs
 
     if req.amp != "off" or req.compile:
         return req.graphs == "on"
@@ -101,8 +102,6 @@ def shape_bundle(req):
     tensors (no memory, no generation: full-size synthetic MOSEI alone would be gigabytes)."""
     import torch
 
-    from bench.data.synthetic import SYNTHETIC_FAMILIES, make_params, planned_shapes
-    from bench.data.tensors import DatasetBundle, Split
 
     p = make_params(req.dataset, req.setting, req.profile, req.data_seed)
     splits = {}

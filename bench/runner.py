@@ -17,10 +17,16 @@ import torch
 
 from bench import provenance, store
 from bench.config import RunSpec, apply_overrides
+from bench.data import load_dataset, settings_for
 from bench.data.families import get_family
 from bench.data.tensors import DatasetBundle
 from bench.errors import UserError, did_you_mean
+from bench.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 from bench.registry import get_method
+from bench.text_encoder import drop_unread
+from bench.train import autoexec
+from bench.train.multiseed import ExecOptions, accelerated, exec_record, train_many
+from bench.train.static_step import resolve_graphs, train_static
 from bench.train.trainer import SELECTION_RULE, train
 
 
@@ -45,7 +51,6 @@ def resolve_hparams(method_cls, family: str, setting: str, overrides: dict[str, 
         if epochs < 1:
             raise UserError(f"--epochs {epochs}: expected a positive number of epochs")
         overrides["max_epochs"] = str(epochs)
-    from bench.text_encoder import drop_unread
 
     # the hash covers what the method reads: no BERT checkpoint name on frozen text features
     hp = drop_unread(apply_overrides(hp, overrides))
@@ -55,7 +60,6 @@ def resolve_hparams(method_cls, family: str, setting: str, overrides: dict[str, 
 
 def _check_select_on(select_on: str, family: str, prefix: str) -> None:
     """The selection metric must be one the dataset's task computes (f1 on MOSI would be a KeyError)."""
-    from bench.metrics import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
     task = get_family(family).task
     keys = CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
@@ -95,7 +99,6 @@ class RunRequest:
     graphs: str = "off"  # "on" / "auto": device-bound static step for loop runs (bench/train/static_step.py)
 
     def exec_options(self):
-        from bench.train.multiseed import ExecOptions
 
         opts = ExecOptions(self.exec_mode, self.amp, bool(self.compile), int(self.workers), graphs=self.graphs)
         opts.validate()
@@ -111,7 +114,6 @@ class RunRecord:
 
 
 def load_bundle(req: RunRequest) -> DatasetBundle:
-    from bench.data import load_dataset, settings_for
 
     settings = settings_for(req.dataset)
     setting = req.setting
@@ -173,7 +175,6 @@ def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str
             todo.append(seed)
     chosen_by = None
     if opts.exec_mode == "auto" and todo:
-        from bench.train import autoexec
 
         choice = autoexec.choose(method_cls, hp, bundle.info(), len(todo), device)
         opts = dataclasses.replace(opts, exec_mode=choice.mode)
@@ -183,7 +184,6 @@ def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str
         log(f"[{label}] --graphs on applies to loop runs; this configuration runs {opts.exec_mode}")
         opts = dataclasses.replace(opts, graphs="off")
     if opts.graphs == "auto":  # the static step where its capture is proven exact (static_step.CAPTURE_EQUAL)
-        from bench.train.static_step import resolve_graphs
 
         use, adam = ("off", "fused")
         if opts.exec_mode == "loop" and opts.amp == "off" and not opts.compile:
@@ -198,7 +198,6 @@ def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str
             records[seed] = _store(req, bundle, spec, hp, seed, outcome, device, opts, [seed],
                                    time.perf_counter() - t0, log, chosen_by)
     elif todo:
-        from bench.train.multiseed import train_many
 
         log(f"[{label}] training seeds {', '.join(map(str, todo))} together (--exec {opts.exec_mode})")
         t0 = time.perf_counter()
@@ -224,7 +223,6 @@ def run(req: RunRequest, bundle: DatasetBundle | None = None, log: Callable[[str
 def _train_one(method_cls, hp, bundle, seed, device, opts, label, progress, log=print):
     from tqdm.auto import tqdm
 
-    from bench.train.multiseed import accelerated
 
     bar = tqdm(desc=f"{label} seed {seed}", unit="epoch", total=hp.max_epochs or None,
                disable=(None if progress is None else not progress), leave=False)
@@ -235,7 +233,6 @@ def _train_one(method_cls, hp, bundle, seed, device, opts, label, progress, log=
 
     try:
         if opts.graphs == "on":
-            from bench.train.static_step import train_static
 
             return train_static(method_cls, hp, bundle, seed, device=device, capture=str(device).startswith("cuda"),
                                 adam=opts.graphs_adam, on_epoch=on_epoch,
@@ -262,7 +259,6 @@ def _amp_errors(opts, label: str, device: str):
 
 def _store(req, bundle, spec, hp, seed, outcome, device, opts, group, wall, log, chosen_by=None) -> RunRecord:
     """Write one finished seed (atomically, ``done`` last) and log its line."""
-    from bench.train.multiseed import exec_record
 
     execution = exec_record(opts, group)
     if chosen_by:

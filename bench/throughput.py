@@ -28,6 +28,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.text_encoder import uses_bert
+
 COLUMNS = ("method", "family", "setting", "shapes", "budget", "exec_mode", "k", "n_train", "seconds_per_epoch",
            "run_overhead_s", "status", "script", "machine", "date", "note", "text")
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "results" / "throughput"
@@ -107,7 +109,6 @@ def sources(entries: list[Entry]) -> list[str]:
 
 def text_key(hp) -> str:
     """The ``text`` column of a configuration: ``bert`` when it fine-tunes a BERT, else ``features``."""
-    from bench.text_encoder import uses_bert
 
     return "bert" if uses_bert(hp) else "features"
 

@@ -26,13 +26,15 @@ import pandas as pd
 from scipy import special
 from scipy import stats as st
 
+from bench.errors import UserError
+from bench.seed_std import independence, moderate
+
 ALPHA = 0.05
 LEVELS = ("cell", "row", "table")
 
 
 def parse_published_as(text: str) -> int:
     """``single`` -> 1; ``peak:K`` -> K (the paper's number is the best of K runs)."""
-    from bench.errors import UserError
 
     text = str(text).strip()
     if text == "single":
@@ -341,7 +343,6 @@ def _oriented_blocks(tested: pd.DataFrame) -> list[pd.DataFrame]:
 
 def _moderate_cells(out: pd.DataFrame, sel: pd.Series, corr: pd.DataFrame) -> None:
     """``std_used`` and ``df`` of the selected cells from their variances moderated over the table."""
-    from bench.seed_std import independence, moderate
 
     g = out[sel]
     if g.empty:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench import check
 from bench.check import DEFAULT_FLOORS, DEFAULT_K, CheckOptions
+from bench.check_csv import frozen_text_blocks, read_long_csv, table_values
 from bench.config import parse_sets
 from bench.errors import UserError, did_you_mean
 from bench.report.specs import require_table
@@ -74,7 +75,6 @@ def cmd_check(args) -> int:
     if args.against == "published":
         values, frozen = None, None
         if args.from_csv:
-            from bench.check_csv import frozen_text_blocks, read_long_csv, table_values
 
             lines = read_long_csv(Path(args.from_csv))
             values, frozen = table_values(spec, lines, Path(args.from_csv)), frozen_text_blocks(spec, lines)

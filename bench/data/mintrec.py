@@ -32,6 +32,7 @@ from bench.data.mmsa import CleaningLog, check_and_clean, read_pickle
 from bench.data.paths import is_file
 from bench.data.tensors import SPLITS, DatasetBundle, Split
 from bench.errors import DataError, UserError, did_you_mean
+from bench.offline import hub_offline
 
 LABEL_NAMES = MINTREC.label_names  # label id = position (thuiar/MIntRec's order)
 # fmt: off
@@ -137,7 +138,6 @@ def read_tsv(path: Path) -> list[tuple[str, str, int, int]]:
 
 # ------------------------------------------------------------------------------- tokenizer
 def _bert_tokenizer_class():
-    from bench.offline import hub_offline
 
     hub_offline()  # before transformers: a name lookup must not reach the network (or DNS)
     try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.data.tensors import DataInfo
+from bench.train.multiseed import vmap_blocker
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,6 @@ class AutoChoice:
 
 def vmap_reason(method_cls, hp, info: DataInfo) -> str | None:
     """Why vmap cannot batch this configuration (None: it can). Builds the model on the meta device."""
-    from bench.train.multiseed import vmap_blocker
 
     try:
         with torch.device("meta"):

@@ -46,6 +46,7 @@ from torch import nn
 from bench.data.tensors import DatasetBundle, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
+from bench.nn.transformer import MultiheadAttention
 from bench.train.evaluation import batches, evaluate, split_metrics
 from bench.train.guards import check_loss, check_stepped  # noqa: F401 - tests switch the guards off here and in trainer
 from bench.train.seeding import seed_everything
@@ -279,7 +280,6 @@ def vmap_math_attention(env: str | None = None) -> bool:
 def _use_math_attention(model: nn.Module) -> int:
     """Switch every bench.nn.transformer.MultiheadAttention to its spelled-out ``math`` implementation
     (same maths as SDPA; see :func:`vmap_math_attention`)."""
-    from bench.nn.transformer import MultiheadAttention
 
     n = 0
     for m in model.modules():

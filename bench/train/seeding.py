@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import torch
 
+from bench.errors import UserError
+
 DEFAULT_SEEDS = (1111, 1112, 1113, 1114, 1115)  # MMSA's seeds, for comparability
 
 
@@ -47,7 +49,6 @@ def parse_seeds(text: str | None, default_count: int = len(DEFAULT_SEEDS)) -> li
     first 3 default seeds; None (not given) -> the first ``default_count``. A lone number is always one
     seed. Negative, empty, repeated, non-integer or absurd values raise a one-line :class:`UserError`.
     """
-    from bench.errors import UserError
 
     if text is None:
         return first_seeds(default_count)

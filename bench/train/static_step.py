@@ -35,6 +35,7 @@ import torch
 from bench.data.tensors import DatasetBundle, Split
 from bench.errors import UserError
 from bench.method import Method, TrainHParams
+from bench.text_encoder import uses_bert
 from bench.train.seeding import seed_everything
 from bench.train.trainer import SingleModel, TrainOutcome, run_epochs
 
@@ -50,7 +51,6 @@ CAPTURE_EQUAL = frozenset({"dmd", "emoe", "emoe+bert", "emoe-paper", "graph_mfn"
 
 def capture_key(method_cls: type[Method], hp) -> str:
     """The :data:`CAPTURE_EQUAL` key of a configuration: method name, "+bert" when a BERT runs."""
-    from bench.text_encoder import uses_bert
 
     name = getattr(method_cls, "name", method_cls.__name__)
     return f"{name}+bert" if uses_bert(hp) else name
