@@ -69,6 +69,7 @@ def test_runner_prints_and_records_the_choice(tmp_path):
 
 def test_auto_falls_back_to_procs_when_vmap_fails(tmp_path, monkeypatch):
     """A model the capability check passes but vmap cannot run: the configuration is trained with procs."""
+    import bench.runner as runner
     import bench.train.multiseed as ms
 
     monkeypatch.setattr(autoexec, "choose", lambda *a, **k: autoexec.AutoChoice("vmap", "forced"))
@@ -80,6 +81,7 @@ def test_auto_falls_back_to_procs_when_vmap_fails(tmp_path, monkeypatch):
         return real(method_cls, hp, bundle, seeds, device, "loop", **{**kw, "workers": 0})
 
     monkeypatch.setattr(ms, "train_many", flaky)
+    monkeypatch.setattr(runner, "train_many", flaky)  # the runner's own binding (imported at its module top)
     lines = []
     req = RunRequest(method="tiny", dataset="toy", seeds=[1, 2], out=str(tmp_path), device="cpu", exec_mode="auto",
                      overrides={"max_epochs": "1"})

@@ -50,11 +50,13 @@ def tiny_bert(tmp_path_factory):
 def _no_loading(monkeypatch):
     """Make any data loading fail loudly: a refusal must come before it."""
     import bench.data
+    import bench.runner
 
     def boom(*a, **k):
         raise AssertionError("data were loaded before the refusal")
 
     monkeypatch.setattr(bench.data, "load_dataset", boom)
+    monkeypatch.setattr(bench.runner, "load_dataset", boom)  # the runner's binding (imported at its module top)
 
 
 # ------------------------------------------------------------------------------ which methods
