@@ -112,7 +112,7 @@ def test_compact_budget_applies_the_overrides_full_does_not():
     assert syn["mult"]["nlevels"] == "2" and syn["emoe"]["d_model"] == "64"
     assert all(not p.overrides for p in plan(spec, "real", "full"))
     assert all(not p.overrides for p in plan(spec, "synthetic", "full"))
-    # real data runs the full budget unless --profile compact is given (bench.tables.budget)
+    # real data runs the full budget unless --profile compact is given (bench.report.planning.budget)
     assert {p.row.method: p.overrides for p in plan(spec, "real", "compact")} == syn
 
 
