@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as st
 
-from bench import seed_std, verdict
+from bench import combined_null, seed_std, verdict
 from bench.check import DEFAULT_FLOORS
 from bench.report.planning import plan
 from bench.report.specs import TABLES
@@ -62,7 +62,7 @@ def table_shape(number: int) -> Shape:
 def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int = 1, test_k: int | None = None,
              shift_sd: np.ndarray | None = None, corr: np.ndarray | None = None, alpha: float = verdict.ALPHA,
              rng: np.random.Generator | None = None, row_sd: np.ndarray | str | None = None,
-             std_model: str = "moderated") -> dict:
+             std_model: str = "moderated", combined_floor: float = 1.0) -> dict:
     """Fraction of simulated tables that fail. ``true_k``: the paper's number is the best of that many runs;
     ``test_k``: what the check assumes (default the truth). ``shift_sd``: per block and metric, our true mean
     minus the paper's true mean in seed stds (negative = worse; default 0). ``corr``: correlation of one
@@ -89,15 +89,17 @@ def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int =
         raise ValueError("the known-std bound needs one std per cell for all tables")
     known = scale[0] * sd if std_model == "oracle" else None
     return batch_verdicts(ours * sd, paper * sd, shape, test_k or true_k, alpha,
-                          "own" if std_model == "oracle" else std_model, known)
+                          "own" if std_model == "oracle" else std_model, known, combined_floor)
 
 
 def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, alpha: float,
-                   std_model: str = "moderated", known_sd: np.ndarray | None = None) -> dict:
+                   std_model: str = "moderated", known_sd: np.ndarray | None = None,
+                   combined_floor: float = 1.0) -> dict:
     """The verdicts of :func:`bench.verdict.compare` for many complete tables at once.
 
     ``ours``: (tables, blocks, n, metrics) oriented values; ``paper``: (tables, blocks, metrics);
-    ``known_sd``: (blocks, metrics) true seed stds, used as known (df = inf) instead of estimated."""
+    ``known_sd``: (blocks, metrics) true seed stds, used as known (df = inf) instead of estimated;
+    ``combined_floor``: as ``bench check --combined-floor``."""
     t_count, b, n, m = ours.shape
     mean, std = ours.mean(axis=2), ours.std(axis=2, ddof=1)
     gap = mean - paper
@@ -109,31 +111,39 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
     if known_sd is not None:
         scale_sd, df = np.broadcast_to(known_sd, std.shape), np.full(std.shape, np.inf)
     elif std_model == "moderated":
+        indep = seed_std.independence(r, b * (n - 1))
         var, df, _ = seed_std.moderate((std ** 2).reshape(t_count, b * m), n - 1, shape.columns(),
-                                       shape.blocks(), seed_std.independence(r, b * (n - 1)))
+                                       shape.blocks(), indep)
         scale_sd, df = np.sqrt(var).reshape(std.shape), df.reshape(std.shape)
     else:
         scale_sd, df = std, np.full(std.shape, n - 1.0)
     t = gap / (scale_sd * math.sqrt(1 + 1 / n))
     p = verdict.null_cdf(t.ravel(), n, k, df.ravel()).reshape(t.shape)
-    p_comb = p
-    if known_sd is None and std_model == "moderated" and verdict.combined_uses_own_std(k):
-        p_comb = verdict.null_cdf((gap / (std * math.sqrt(1 + 1 / n))).ravel(), n, k).reshape(t.shape)
-    block_z = verdict.to_z(p_comb).sum(axis=2) / np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))[:, None]
+    sums = verdict.to_z(p).sum(axis=2)  # (tables, blocks)
+    scale = np.broadcast_to(np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))[:, None], sums.shape)
     labels = list(dict.fromkeys(shape.rows))
     member = np.array([[row == label for row in shape.rows] for label in labels], dtype=float)  # rows x blocks
-    row_z = (block_z @ member.T) / np.sqrt(member.sum(axis=1))
-    gap_floors = gap / FLOORS
-    row_gap = (gap_floors.mean(axis=2) @ member.T) / member.sum(axis=1)
-    p_cells = p.reshape(t_count, b * m)
-    family = [p_cells, st.norm.cdf(row_z)]
-    gaps = [gap_floors.reshape(t_count, b * m), row_gap]
     if len(labels) > 1:
-        family.append(st.norm.cdf(block_z.sum(axis=1) / math.sqrt(b))[:, None])
-        gaps.append(gap_floors.mean(axis=(1, 2))[:, None])
+        member = np.vstack([member, np.ones(b)])
+    if known_sd is None and verdict.combined_null_simulated(k, std_model):
+        structure = combined_null.Structure.of(shape.blocks(), shape.columns(), [n] * (b * m), [False] * (b * m))
+        group_p = np.empty((t_count, len(member)))
+        shares = np.array([combined_null.quantize(x) for x in np.atleast_1d(indep)]) * np.ones(t_count)
+        for share in np.unique(shares):
+            sel = shares == share
+            model = combined_null.null_model(structure, k, float(share))
+            explained = np.array([combined_null.metric_variance(x, n, k) for x in r[sel]])[:, None] * np.ones(b)
+            group_p[sel] = combined_null.group_p(sums[sel], scale[sel], explained, member, model)
+    else:
+        group_p = st.norm.cdf(((sums / scale) @ member.T) / np.sqrt(member.sum(axis=1)))
+    gap_floors = gap / FLOORS
+    group_gap = (gap_floors.mean(axis=2) @ member.T) / member.sum(axis=1)  # rows (and the table): mean in floors
+    family = [p.reshape(t_count, b * m), group_p]
+    gaps = [gap_floors.reshape(t_count, b * m), group_gap]
     levels = ["cell"] * (b * m) + ["row"] * len(labels) + (["table"] if len(labels) > 1 else [])
     adj = verdict.weighted_holm(np.concatenate(family, axis=1), verdict.level_weights(levels))
-    worse = (adj <= alpha) & (np.concatenate(gaps, axis=1) < -1)
+    limit = np.concatenate([np.ones(b * m), np.full(len(member), combined_floor)])
+    worse = (adj <= alpha) & (np.concatenate(gaps, axis=1) < -limit)
     cells_worse = worse[:, : b * m]
     return {"fail": float(worse.any(axis=1).mean()), "cell_fail": float(cells_worse.any(axis=1).mean()),
             "p": p, "adj": adj, "worse": worse}
@@ -166,6 +176,7 @@ class Scenario:
     correlated: bool = False  # metrics of one run correlated (CORRELATED)
     row_sd: str | None = None  # None, "rows ×1-×3" (blocks' stds geometric from 1 to 3), "cells ×1-×3" (random)
     std_model: str = "moderated"  # bench check's; "own" (--seed-std own); "oracle" (σ known: the bound)
+    combined_floor: float = 1.0  # --combined-floor
 
 
 ROW3, ALL1, FLOOR15 = "one row 3σ worse", "all cells 1σ worse", "all cells 1σ and ≥ 1.5 floors worse"
@@ -175,11 +186,15 @@ SCENARIOS = (
     Scenario("faithful, rows' std ×1-×3", row_sd="rows ×1-×3"),
     Scenario("faithful, cells' std ×1-×3 at random", row_sd="cells ×1-×3"),
     Scenario("faithful, paper best of 5", true_k=5, test_k=5),
+    Scenario("faithful, paper best of 5, correlated metrics", true_k=5, test_k=5, correlated=True),
+    Scenario("faithful, paper best of 5, cells' std ×1-×3 at random", true_k=5, test_k=5, row_sd="cells ×1-×3"),
     Scenario("faithful, paper best of 5, checked as single", true_k=5),
     Scenario("faithful, own std (--seed-std own)", std_model="own"),
+    Scenario("faithful, --combined-floor 0", combined_floor=0.0),
     Scenario(ROW3, ROW3),
     Scenario(ROW3 + ", own std", ROW3, std_model="own"),
     Scenario(ROW3 + ", σ known (bound)", ROW3, std_model="oracle"),
+    Scenario(ROW3 + ", --combined-floor 0", ROW3, combined_floor=0.0),
     Scenario(ROW3 + ", correlated metrics", ROW3, correlated=True),
     Scenario(ROW3 + ", correlated metrics, σ known (bound)", ROW3, correlated=True, std_model="oracle"),
     Scenario(ROW3 + ", paper best of 5", ROW3, 5, 5),
@@ -188,6 +203,8 @@ SCENARIOS = (
     Scenario(ALL1 + ", own std", ALL1, std_model="own"),
     Scenario(ALL1 + ", σ known (bound)", ALL1, std_model="oracle"),
     Scenario(ALL1 + ", paper best of 5", ALL1, 5, 5),
+    Scenario(ALL1 + ", --combined-floor 0", ALL1, combined_floor=0.0),
+    Scenario(ALL1 + ", --combined-floor 0, σ known (bound)", ALL1, std_model="oracle", combined_floor=0.0),
     Scenario(FLOOR15, FLOOR15),
     Scenario(FLOOR15 + ", σ known (bound)", FLOOR15, std_model="oracle"),
 )
@@ -210,7 +227,7 @@ def calibrate(tables: int = 2000, seed: int = 0, numbers=(1, 4), ns=(3, 5, 10), 
                 for sd in stds:
                     r = simulate(shape, tables, n, sd, sc.true_k, sc.test_k, shift(shape, sc.shift, sd),
                                  CORRELATED if sc.correlated else None, rng=rng, row_sd=_row_sd(shape, sc.row_sd),
-                                 std_model=sc.std_model)
+                                 std_model=sc.std_model, combined_floor=sc.combined_floor)
                     recs.append({"table": shape.name, "cells": shape.cells, "scenario": sc.name, "n": n,
                                  "std_points": sd, "tables": tables, "fail_rate": r["fail"],
                                  "cell_fail_rate": r["cell_fail"]})

@@ -52,6 +52,7 @@ class CheckOptions:
     assume_std: dict = field(default_factory=dict)  # metric -> known seed std (fraction); n = 1 cells need it
     rows: tuple[str, ...] | None = None
     seed_std: str = "moderated"  # bench.verdict.SEED_STD_MODELS: moderated over the table, or each cell's own
+    combined_floor: float = 1.0  # rows and the table fail only beyond this many floors (0: any significant shift)
     text: object = None  # bench.text_encoder.TextChoice: --text-model / --text frozen (None: find either)
 
 
@@ -204,7 +205,7 @@ def check_published(spec: TableSpec, results_dir: Path | None, opts: CheckOption
     elif opts.rows is not None:
         values = {k: v for k, v in values.items() if k[0] in opts.rows}
     return verdict.compare(published_frame(spec, values, opts, excluded), opts.published_as, opts.alpha,
-                           opts.assume_std, opts.seed_std)
+                           opts.assume_std, opts.seed_std, opts.combined_floor)
 
 
 def format_verdicts(df: pd.DataFrame) -> str:

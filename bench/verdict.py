@@ -13,21 +13,22 @@ their correlation over seeds (pooled over the table) so that correlated metrics 
 independent evidence. Holm's weighted step-down controls the family (cells, rows, table: a third of the
 weight each). Floors are minimum tolerances:
 a cell never fails when its gap is within its floor, a row or table never fails when its mean gap is
-within one floor.
+within one floor (``combined_floor``: ``bench check --combined-floor``). Under peak:K with the moderated std
+the row and table statistics are standardised by a simulated null (bench/combined_null.py).
 """
 
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from scipy import special
 from scipy import stats as st
 
+from bench import combined_null
 from bench.errors import UserError
 from bench.seed_std import independence, moderate
+from bench.verdict_null import grid_df, null_cdf, peak_cdf_exact, to_z  # noqa: F401 (re-exported: the check's API)
 
 ALPHA = 0.05
 LEVELS = ("cell", "row", "table")
@@ -44,85 +45,6 @@ def parse_published_as(text: str) -> int:
         return int(k)
     raise UserError(f"--published-as {text!r}: expected 'single' or 'peak:K' with K a whole number 1-1000 "
                     "(the paper's number is the best of K runs)")
-
-
-# ---------------------------------------------------------------------------------------- null distribution
-_W_STEP = 0.004
-
-
-@lru_cache(maxsize=64)
-def _gap_density(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Density of W = Z/sqrt(n) − M_K on a grid (Z standard normal, M_K the max of K standard normals):
-    the gap in units of the seed std when both sides have their true mean equal."""
-    from scipy.signal import fftconvolve
-
-    half = int(round(8.0 / _W_STEP))
-    x = np.arange(-half, half + 1) * _W_STEP  # symmetric grid: the convolution stays on the same lattice
-    f_neg_max = k * st.norm.pdf(-x) * st.norm.cdf(-x) ** (k - 1)  # density of −M_K at x
-    f_mean = math.sqrt(n) * st.norm.pdf(math.sqrt(n) * x)  # density of Z / sqrt(n)
-    f_w = np.clip(fftconvolve(f_mean, f_neg_max) * _W_STEP, 0.0, None)
-    w = np.arange(-2 * half, 2 * half + 1) * _W_STEP
-    return w, f_w / (f_w.sum() * _W_STEP)
-
-
-def peak_cdf_exact(t, n: int, k: int, df: float) -> np.ndarray:
-    """P(T ≤ t) for T = W / (S·sqrt(1 + 1/n)), S = sqrt(chi2_df / df) (df = inf: S = 1), by quadrature."""
-    t = np.atleast_1d(np.asarray(t, dtype=float)) * math.sqrt(1 + 1 / n)  # in units of W / S
-    w, f_w = _gap_density(n, k)
-    if math.isinf(df):
-        cdf = np.concatenate([[0.0], np.cumsum((f_w[1:] + f_w[:-1]) / 2) * _W_STEP])  # trapezoid
-        return np.clip(np.interp(t, w, cdf, left=0.0, right=1.0), 0.0, 1.0)
-    out = np.empty_like(t)
-    for i, ti in enumerate(t):
-        if ti == 0:
-            out[i] = (f_w[w < -_W_STEP / 2].sum() + f_w[np.argmin(np.abs(w))] / 2) * _W_STEP  # P(W ≤ 0), trapezoid
-            continue
-        side = w < 0 if ti < 0 else w > 0
-        # P(S ≤ w/t) for w of the same sign as t: chi2 CDF at df·(w/t)^2
-        f_s = special.gammainc(df / 2, df * (w[side] / ti) ** 2 / 2)
-        mass = float(f_s @ f_w[side]) * _W_STEP
-        out[i] = mass if ti < 0 else 1.0 - mass
-    return np.clip(out, 0.0, 1.0)
-
-
-@lru_cache(maxsize=64)
-def _peak_log_cdf_table(n: int, k: int, df: float) -> tuple[np.ndarray, np.ndarray]:
-    """log P(T ≤ t) on an asinh-spaced grid of t (|t| up to ~4000), interpolated by :func:`null_cdf`."""
-    u = np.linspace(-9.0, 9.0, 1201)
-    cdf = peak_cdf_exact(np.sinh(u), n, k, df)
-    return u, np.log(np.maximum(cdf, 1e-300))
-
-
-# df of the peak:K tables: a moderated df (bench/seed_std.py) is rounded down onto this grid (fewer df, heavier
-# tails: a larger p for a worse gap, so the rounding is conservative) so that few tables are computed
-PEAK_DF_GRID = np.array([*range(1, 31), 35, 40, 50, 60, 80, 100, 150, 200, 300, 500, 1000, math.inf], dtype=float)
-
-
-def grid_df(df) -> np.ndarray:
-    """``df`` rounded down onto :data:`PEAK_DF_GRID` (at least 1)."""
-    df = np.asarray(df, dtype=float)
-    idx = np.searchsorted(PEAK_DF_GRID, df, side="right") - 1
-    return PEAK_DF_GRID[np.clip(idx, 0, len(PEAK_DF_GRID) - 1)]
-
-
-def null_cdf(t, n: int, k: int = 1, df=None) -> np.ndarray:
-    """P(T ≤ t) under H0 (our true mean equals the true mean behind the paper's number).
-
-    ``df`` (scalar or one per t) defaults to n − 1 (std estimated from our seeds); ``math.inf`` when the std
-    is known (``--assume-std``); more when the std is moderated over the column (bench/seed_std.py).
-    ``k`` = 1: exact Student t / normal; k > 1: interpolated quadrature, df rounded down by :func:`grid_df`."""
-    t = np.atleast_1d(np.asarray(t, dtype=float))
-    df = np.broadcast_to(np.asarray(float(n - 1) if df is None else df, dtype=float), t.shape)
-    if k == 1:
-        return st.t.cdf(t, df)
-    safe = np.nan_to_num(t, nan=0.0, posinf=1e300, neginf=-1e300)
-    out = np.full(t.shape, np.nan)
-    g = grid_df(np.where(np.isnan(df), 1.0, df))
-    for value in np.unique(g):
-        sel = g == value
-        u, log_cdf = _peak_log_cdf_table(int(n), int(k), float(value))
-        out[sel] = np.exp(np.interp(np.arcsinh(safe[sel]), u, log_cdf))
-    return np.where(np.isnan(t) | np.isnan(df), np.nan, out)
 
 
 # ------------------------------------------------------------------------------------------------- cells
@@ -189,11 +111,6 @@ def level_weights(levels) -> np.ndarray:
     return w
 
 
-def to_z(p) -> np.ndarray:
-    """One-sided p -> z (small p = very negative z), clipped so that p = 0 or 1 stays finite."""
-    return st.norm.ppf(np.clip(np.asarray(p, dtype=float), 1e-300, 1 - 1e-16))
-
-
 # --------------------------------------------------------------------------------- correlated metrics
 def pooled_correlation(blocks: list[pd.DataFrame]) -> pd.DataFrame:
     """Correlation of the oriented metrics of one run, pooled over the table's (row, setting) blocks.
@@ -222,38 +139,36 @@ def pooled_correlation(blocks: list[pd.DataFrame]) -> pd.DataFrame:
     return r
 
 
+def block_scale(metrics, corr: pd.DataFrame) -> float:
+    """sqrt(1ᵀ R 1) of one run's metrics: the std of their z-sum under H0 (at least 1)."""
+    r = corr.reindex(index=list(metrics), columns=list(metrics)).fillna(1.0).to_numpy()
+    return math.sqrt(max(r.sum(), 1.0))
+
+
 def block_z(z: pd.Series, corr: pd.DataFrame) -> float:
     """Stouffer z of one run's metrics with their correlation: sum(z) / sqrt(1ᵀ R 1)."""
     z = z.dropna()
     if z.empty:
         return math.nan
-    r = corr.reindex(index=z.index, columns=z.index).fillna(1.0).to_numpy()
-    return float(z.sum() / math.sqrt(max(r.sum(), 1.0)))
-
-
-def stouffer(zs) -> float:
-    """Combined z of independent z-scores (independent runs: other settings, other methods)."""
-    zs = np.asarray(zs, dtype=float)
-    zs = zs[~np.isnan(zs)]
-    return float(zs.sum() / math.sqrt(len(zs))) if len(zs) else math.nan
+    return float(z.sum() / block_scale(z.index, corr))
 
 
 # ---------------------------------------------------------------------------------------------- a table
 SEED_STD_MODELS = ("moderated", "own")
 
 
-def combined_uses_own_std(k: int) -> bool:
-    """Whether the row and table tests combine each cell's own-std p-values rather than the moderated ones.
+def combined_null_simulated(k: int, seed_std_model: str) -> bool:
+    """Whether the row and table tests are standardised by their simulated null (bench/combined_null.py).
 
     Under peak:K every faithful gap sits below zero, so an error in a scale that moderated cells share (their
-    block's or column's) moves all their z-scores the same way and the combined tests lose their level (measured:
-    5-6 % of faithful Table 1 reproductions fail). With single, gaps are centred and the shared error only
-    scales the z-scores; the measured level holds (docs/verdicts.md)."""
-    return k > 1
+    block's or column's) moves all their z-scores the same way and plain Stouffer loses its level (measured:
+    5-6 % of faithful Table 1 reproductions failed). With single, gaps are centred and the shared error only
+    scales the z-scores (their covariance stays 0); with own stds nothing is shared."""
+    return k > 1 and seed_std_model == "moderated"
 
 
 def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: dict | None = None,
-            seed_std_model: str = "moderated") -> pd.DataFrame:
+            seed_std_model: str = "moderated", combined_floor: float = 1.0) -> pd.DataFrame:
     """Verdicts of a table against the paper.
 
     ``cells``: one line per (row, setting, metric) with ``published``, ``higher`` (bool), ``floor``
@@ -261,7 +176,8 @@ def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: d
     a reason (e.g. "not comparable (frozen text)") for cells kept out of the verdict. Returns the cells
     (level "cell") followed by the combined tests (levels "row" and "table") with p, Holm-adjusted p and
     verdict. ``seed_std_model``: "moderated" (each cell's seed variance moderated over the table,
-    bench/seed_std.py) or "own" (each cell's sample std, n − 1 df).
+    bench/seed_std.py) or "own" (each cell's sample std, n − 1 df). ``combined_floor``: a row or the table
+    fails only when its mean gap is beyond this many floors (default 1; 0: any significant shift downwards).
     Cell verdicts: "reproduced" (gap within the floor), "worse" (beyond the floor and significant after
     Holm), "below, n.s." (beyond the floor, not significant), "better" / "above, n.s." likewise upwards,
     "missing", "no-reference", or the exclusion reason.
@@ -293,26 +209,20 @@ def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: d
     out["std_used"] = out["std"]  # the std the test uses: own, known (--assume-std) or moderated
     out.loc[known, "std_used"] = [assume_std[m] for m in out.loc[known, "metric"]]
     corr = pooled_correlation(_oriented_blocks(out[tested]))
+    indep = 1.0
     if seed_std_model == "moderated":
-        _moderate_cells(out, tested & ~known, corr)
+        indep = _moderate_cells(out, tested & ~known, corr)
     n = out["n"].to_numpy(dtype=float)
     scale = out["std_used"].to_numpy(dtype=float) * np.sqrt(1 + 1 / np.where(n > 0, n, np.nan))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(scale > 0, out["gap"] / scale, np.where(out["gap"] == 0, 0.0, np.sign(out["gap"]) * np.inf))
     out["t"] = np.where(tested, t, np.nan)
     out["p"] = np.nan
-    out["p_own"] = np.nan
     for size, g in out[tested].groupby("n"):
         out.loc[g.index, "p"] = null_cdf(g["t"].to_numpy(), int(size), k, g["df"].to_numpy(dtype=float))
-        g_known = known[g.index]
-        own_sd = g["std"].where(~g_known, g["std_used"]).to_numpy(dtype=float) * math.sqrt(1 + 1 / size)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            own = np.where(own_sd > 0, g["gap"] / own_sd, np.where(g["gap"] == 0, 0.0, np.sign(g["gap"]) * np.inf))
-        own_df = np.where(g_known, math.inf, size - 1)
-        out.loc[g.index, "p_own"] = null_cdf(own, int(size), k, own_df)
     out["gap_floors"] = out["gap"] / out["floor"]
 
-    combined = _combined(out[tested], corr, "p_own" if combined_uses_own_std(k) else "p")
+    combined = _combined(out[tested], corr, (k, indep) if combined_null_simulated(k, seed_std_model) else None)
     family = pd.concat([out, combined], ignore_index=True)
     tested_all = family["p"].notna().to_numpy()
     family["p_adj"] = np.nan
@@ -322,14 +232,15 @@ def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: d
     p_better = holm(np.where(family["level"] == "cell", 1 - family["p"], np.nan), alpha)
     cell = family["level"] == "cell"
     testable = family["p"].notna()
-    below, above = testable & (family["gap_floors"] < -1), testable & (family["gap_floors"] > 1)
+    floors = np.where(cell, 1.0, combined_floor)
+    below, above = testable & (family["gap_floors"] < -floors), testable & (family["gap_floors"] > 1)
     family.loc[cell & testable, "verdict"] = "reproduced"  # within the floor
     family.loc[cell & below, "verdict"] = "below, n.s."
     family.loc[cell & above, "verdict"] = "above, n.s."
     family.loc[cell & above & (p_better <= alpha), "verdict"] = "better"
     family.loc[~cell, "verdict"] = "ok"
     family.loc[below & (family["p_adj"] <= alpha), "verdict"] = "worse"
-    return family.drop(columns=["higher", "values", "known", "p_own"])
+    return family.drop(columns=["higher", "values", "known"])
 
 
 def _oriented_blocks(tested: pd.DataFrame) -> list[pd.DataFrame]:
@@ -341,12 +252,13 @@ def _oriented_blocks(tested: pd.DataFrame) -> list[pd.DataFrame]:
     return blocks
 
 
-def _moderate_cells(out: pd.DataFrame, sel: pd.Series, corr: pd.DataFrame) -> None:
-    """``std_used`` and ``df`` of the selected cells from their variances moderated over the table."""
+def _moderate_cells(out: pd.DataFrame, sel: pd.Series, corr: pd.DataFrame) -> float:
+    """``std_used`` and ``df`` of the selected cells from their variances moderated over the table; returns the
+    blocks' share of independent metrics the moderation used."""
 
     g = out[sel]
     if g.empty:
-        return
+        return 1.0
     column = pd.factorize(g["setting"].astype(str) + "\x1f" + g["metric"].astype(str))[0]
     block = pd.factorize(g["row"].astype(str) + "\x1f" + g["setting"].astype(str))[0]
     corr_df = sum(len(b.dropna()) - 1 for b in _oriented_blocks(g) if len(b.dropna()) > 1)  # pooled_correlation's
@@ -356,23 +268,48 @@ def _moderate_cells(out: pd.DataFrame, sel: pd.Series, corr: pd.DataFrame) -> No
     ok = np.isfinite(var[0])
     out.loc[g.index[ok], "std_used"] = np.sqrt(var[0][ok])
     out.loc[g.index[ok], "df"] = df[0][ok]
+    return indep
 
 
-def _combined(tested: pd.DataFrame, corr: pd.DataFrame, p_col: str) -> pd.DataFrame:
+def _combined(tested: pd.DataFrame, corr: pd.DataFrame, simulated_null: tuple[int, float] | None) -> pd.DataFrame:
     """Row and table tests: each (row, setting) block's metrics combined with their pooled correlation,
-    then independent blocks combined by Stouffer. ``gap_floors`` is the mean over the cells."""
+    then independent blocks combined by Stouffer. ``simulated_null`` = (K, share of independent metrics):
+    standardise them by their null moments instead (bench/combined_null.py). ``gap_floors`` is the mean
+    over the cells."""
     if tested.empty:
         return pd.DataFrame(columns=["level", "row", "setting", "metric", "p", "gap_floors", "n"])
-    bz = {key: block_z(pd.Series(to_z(g[p_col].to_numpy()), index=g["metric"].to_numpy()), corr)
-          for key, g in tested.groupby(["row", "setting"], sort=False)}
+    keys = list(dict.fromkeys(zip(tested["row"], tested["setting"])))
+    sums, scales, explained = np.empty(len(keys)), np.empty(len(keys)), np.ones(len(keys))
+    for i, (_, g) in enumerate(tested.groupby(["row", "setting"], sort=False)):
+        z = pd.Series(to_z(g["p"].to_numpy()), index=g["metric"].to_numpy()).dropna()
+        sums[i], scales[i] = (z.sum(), block_scale(z.index, corr)) if len(z) else (0.0, math.inf)
+        if simulated_null is not None and len(z):
+            r = corr.reindex(index=z.index, columns=z.index).fillna(1.0).to_numpy()
+            explained[i] = combined_null.metric_variance(r, int(g["n"].iloc[0]), int(simulated_null[0]))
+    rows = list(dict.fromkeys(tested["row"]))
+    groups = [np.array([r == row and math.isfinite(c) for (r, _), c in zip(keys, scales)], dtype=float)
+              for row in rows]
+    if len(rows) > 1:
+        groups.append(np.isfinite(scales).astype(float))
+    member = np.array(groups)
+    if simulated_null is None:
+        p = st.norm.cdf((member @ (sums / scales)) / np.sqrt(member.sum(axis=1)))
+    else:
+        k, indep = simulated_null
+        block_of = dict(zip(keys, range(len(keys))))
+        structure = combined_null.Structure.of(
+            [block_of[key] for key in zip(tested["row"], tested["setting"])],
+            (tested["setting"].astype(str) + "\x1f" + tested["metric"].astype(str)).tolist(),
+            tested["n"].astype(int).tolist(), tested["known"].eq(True).tolist())
+        model = combined_null.null_model(structure, int(k), combined_null.quantize(indep))
+        p = combined_null.group_p(sums[None, :], scales[None, :], explained[None, :], member, model)[0]
     recs = []
-    for row, g in tested.groupby("row", sort=False):
-        z = stouffer([bz[(row, s)] for s in g["setting"].unique()])
-        recs.append({"level": "row", "row": row, "setting": "all", "metric": "all", "p": float(st.norm.cdf(z)),
+    for row, pr in zip(rows, p):
+        g = tested[tested["row"] == row]
+        recs.append({"level": "row", "row": row, "setting": "all", "metric": "all", "p": float(pr),
                      "gap_floors": float(g["gap_floors"].mean()), "n": int(len(g))})
-    if len(recs) > 1:
-        z = stouffer(list(bz.values()))
-        recs.append({"level": "table", "row": "all", "setting": "all", "metric": "all", "p": float(st.norm.cdf(z)),
+    if len(rows) > 1:
+        recs.append({"level": "table", "row": "all", "setting": "all", "metric": "all", "p": float(p[-1]),
                      "gap_floors": float(tested["gap_floors"].mean()), "n": int(len(tested))})
     return pd.DataFrame(recs)
 

@@ -186,3 +186,30 @@ def test_seed_std_own_is_the_plain_t_test_and_moderated_borrows(tmp_path, capsys
     with pytest.raises(SystemExit) as bad:  # argparse's choices: usage and exit 2
         run_check(capsys, "--from-csv", str(FIXTURE), "--seed-std", "pooled")
     assert bad.value.code == 2 and "--seed-std" in capsys.readouterr().err
+
+
+def test_combined_floor_zero_flags_a_shift_within_every_floor(tmp_path, capsys):
+    """Every cell 0.6 floors worse than the paper (0.6 points of accuracy, 1.2 of MAE), the fixture's seed
+    spread halved: no cell is beyond its floor, so by default nothing fails; with --combined-floor 0 the
+    table's systematic shift does, while every cell stays "reproduced"."""
+    raw = pd.read_csv(FIXTURE)
+    test = raw[raw["split"] == "test"].copy()
+    first = tmp_path / "first.csv"
+    run_check(capsys, "--from-csv", str(FIXTURE), "--csv", str(first))
+    cells = pd.read_csv(first).query("level == 'cell'").set_index(["row", "metric"])["published"]
+    key = list(zip(test["row"], test["metric"].str.replace("non0_", "")))
+    centre = test.groupby(["row", "metric"])["value"].transform("mean")
+    worse = test["metric"].map(lambda m: 0.012 if m == "mae" else -0.006)
+    test["value"] = [cells[k] for k in key] + worse + 0.5 * (test["value"] - centre)
+    path = tmp_path / "shifted.csv"
+    test.to_csv(path, index=False)
+    code, out, _ = run_check(capsys, "--from-csv", str(path), "--csv", str(tmp_path / "a.csv"))
+    assert code == 0 and "rows and table beyond one floor" in out
+    code, out, _ = run_check(capsys, "--from-csv", str(path), "--combined-floor", "0", "--csv", str(tmp_path / "b.csv"))
+    assert code == 1 and "--combined-floor 0" in out
+    df = pd.read_csv(tmp_path / "b.csv")
+    assert (df.loc[df["level"] == "cell", "verdict"] == "reproduced").all()
+    table = df[df["level"] == "table"].iloc[0]
+    assert table["verdict"] == "worse" and table["gap_floors"] == pytest.approx(-0.6)
+    code, _, err = run_check(capsys, "--from-csv", str(path), "--combined-floor", "-1")
+    assert code == 2 and "--combined-floor: -1 must be a finite non-negative number" in err and err.count("\n") == 1

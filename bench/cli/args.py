@@ -80,6 +80,10 @@ def add_published_args(c) -> None:
     c.add_argument("--seed-std", default="moderated", choices=("moderated", "own"),
                    help="--against published: each cell's seed std moderated over the table (default; more power "
                         "with few seeds) or its own sample std; docs/verdicts.md")
+    c.add_argument("--combined-floor", default="1", metavar="K",
+                   help="--against published: a row or the table fails only when its mean gap is beyond K floors "
+                        "(default 1; 0 = any significant systematic shift, even one within every cell's floor); "
+                        "docs/verdicts.md")
     c.add_argument("--from-csv", default=None, metavar="PATH",
                    help="--against published: per-seed results as a long CSV (columns method,dataset,setting,seed,"
                         "split,metric,value[,row][,text]) instead of a results directory")

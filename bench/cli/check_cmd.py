@@ -52,6 +52,7 @@ def check_options(args):
                         published_as=parse_published_as(getattr(args, "published_as", "single")), alpha=alpha,
                         assume_std=_metric_values("--assume-std", getattr(args, "assume_std", [])),
                         seed_std=getattr(args, "seed_std", "moderated"),
+                        combined_floor=_number("--combined-floor", getattr(args, "combined_floor", 1), positive=False),
                         text=text_choice(args))
 
 
@@ -81,8 +82,11 @@ def cmd_check(args) -> int:
         df = check.check_published(spec, results, opts, values, frozen)
         shape = "one run" if opts.published_as == 1 else f"the best of {opts.published_as} runs"
         std = "seed stds moderated over the table" if opts.seed_std == "moderated" else "each cell's own seed std"
+        rows_rule = ("rows and table beyond one floor" if opts.combined_floor == 1 else
+                     f"rows and table beyond {opts.combined_floor:g} floors" if opts.combined_floor else
+                     "rows and table on any significant shift (--combined-floor 0)")
         print(f"Table {spec.number} against the published numbers (each counted as {shape}; one-sided tests, {std}, "
-              f"Holm at {opts.alpha:g}; floors as minimum gaps; docs/verdicts.md)")
+              f"Holm at {opts.alpha:g}; floors as minimum gaps, {rows_rule}; docs/verdicts.md)")
         print(check.format_verdicts(df))
         summary = check.published_summary(df)
     else:
