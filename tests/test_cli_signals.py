@@ -17,8 +17,12 @@ REPO = Path(__file__).resolve().parents[1]
 # Runs the real CLI; training is replaced by a hook that says READY and then waits, so the test can
 # signal the process at a known point (inside a run, before anything is stored).
 SCRIPT = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     import bench.runner
+
+    # Ctrl-C as in an interactive shell: a test run started in the background (nohup, &) passes SIGINT on as
+    # ignored, and Python then installs no KeyboardInterrupt handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def hanging_train(*args, **kwargs):
         print("READY", flush=True)
