@@ -220,6 +220,18 @@ def test_frozen_text_rows_are_marked_and_explained():
     assert r"\begin{table}[t]" in tex  # one setting group fits a column
 
 
+def test_frozen_text_mark_on_table4_sits_on_the_last_switch():
+    """Table 4 has no method column: a frozen-text row carries ° on its UD switch, as the caption explains."""
+    spec = TABLES[4]
+    cells = {(r.label, "aligned"): near_published(spec, r.label, "aligned", 0.0) for r in spec.rows}
+    frozen = ("MoME only", "MoME + UD (EMOE)")
+    tex, _, _ = render(spec, cells, "real", standard=False, frozen=frozen)
+    lines = [x for x in body(tex) if "benchpaper" not in x]
+    assert [x.split(" & ")[:2] for x in lines] == [[r"$\times$", r"$\times$"], [r"\checkmark", r"$\times$$^{\circ}$"],
+                                                    [r"$\times$", r"\checkmark"], [r"\checkmark", r"\checkmark$^{\circ}$"]]
+    assert r"$^{\circ}$: frozen text features" in tex
+
+
 # ------------------------------------------------------------------------------ captions
 def _caption_cases():
     yield from (f() for f in SAMPLES.values())
@@ -284,8 +296,10 @@ def test_committed_tables_rerender_from_their_csv_and_md(tmp_path):
     assert sorted(p.name for p in written) == sorted(p.name for p in COMMITTED)
     t4 = (tables / "table4-real.tex").read_text()
     assert t4.startswith(LAYOUT_MARK) and len(body(t4)) == 4  # committed with --setting unaligned
-    assert body(t4)[0].startswith(r"$\times$ & $\times$ & \textbf{25.6}$_{\pm 4.0}$ & 73.8$_{\pm 8.6}$")
-    assert "sha256 0249717835f1" in t4 and "Commit 64397edb96, d042e9e3bb" in t4  # provenance kept from the .md
+    # run with --text frozen on mosi229: every row ran on the frozen text features, marked on its UD switch
+    assert body(t4)[0].startswith(r"$\times$ & $\times$$^{\circ}$ & 20.9$_{\pm 6.2}$ & 72.2$_{\pm 7.3}$")
+    assert "sha256 0249717835f1" in t4 and "Commit dd434c2d86" in t4  # provenance kept from the .md
+    assert r"$^{\circ}$: frozen text features" in t4
     t3 = (tables / "table3-synthetic.tex").read_text()
     assert body(t3)[0].startswith(r"MAG-BERT & 14.83$_{\pm 2.02}^{\dagger}$")  # two decimals, Holm p < 0.05
     for p in written:

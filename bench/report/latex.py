@@ -213,6 +213,8 @@ def _blocks(spec, df, settings, cells, source):
         for j, row in enumerate(_rows_in(spec, df, [s])):
             label = ([r"$\times$" if str(row.overrides.get(key, "")).lower() == "false" else r"\checkmark"
                       for _, key in flags] if flags else [method_label(spec, row, df, source)])
+            if flags and _frozen(df, row.label, source):  # no method name to carry the mark: the last flag does
+                label[-1] += r"$^{\circ}$"
             if with_setting:
                 label.append(SETTING_NAMES.get(s, s) if j == 0 else "")
             pairs = [cells.get((s, row.label, m), ("--", "")) for m in spec.metrics]
