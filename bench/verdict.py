@@ -139,10 +139,14 @@ def pooled_correlation(blocks: list[pd.DataFrame]) -> pd.DataFrame:
     return r
 
 
+def block_corr(metrics, corr: pd.DataFrame) -> np.ndarray:
+    """R of one run's metrics from the pooled correlation (pairs without data count as 1)."""
+    return corr.reindex(index=list(metrics), columns=list(metrics)).fillna(1.0).to_numpy()
+
+
 def block_scale(metrics, corr: pd.DataFrame) -> float:
     """sqrt(1ᵀ R 1) of one run's metrics: the std of their z-sum under H0 (at least 1)."""
-    r = corr.reindex(index=list(metrics), columns=list(metrics)).fillna(1.0).to_numpy()
-    return math.sqrt(max(r.sum(), 1.0))
+    return math.sqrt(max(block_corr(metrics, corr).sum(), 1.0))
 
 
 def block_z(z: pd.Series, corr: pd.DataFrame) -> float:
@@ -284,8 +288,8 @@ def _combined(tested: pd.DataFrame, corr: pd.DataFrame, simulated_null: tuple[in
         z = pd.Series(to_z(g["p"].to_numpy()), index=g["metric"].to_numpy()).dropna()
         sums[i], scales[i] = (z.sum(), block_scale(z.index, corr)) if len(z) else (0.0, math.inf)
         if simulated_null is not None and len(z):
-            r = corr.reindex(index=z.index, columns=z.index).fillna(1.0).to_numpy()
-            explained[i] = combined_null.metric_variance(r, int(g["n"].iloc[0]), int(simulated_null[0]))
+            explained[i] = combined_null.metric_variance(block_corr(z.index, corr), int(g["n"].iloc[0]),
+                                                         int(simulated_null[0]))
     rows = list(dict.fromkeys(tested["row"]))
     groups = [np.array([r == row and math.isfinite(c) for (r, _), c in zip(keys, scales)], dtype=float)
               for row in rows]
