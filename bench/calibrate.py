@@ -38,20 +38,28 @@ class Shape:
     name: str
     rows: tuple[str, ...]  # row label of each block
     settings: tuple[str, ...] = ()  # setting of each block (its column, with the metric: bench/seed_std.py)
+    metrics: tuple[str, ...] = METRICS  # every block's metrics, oriented so that higher is better
+    floor_values: tuple[float, ...] | None = None  # each metric's floor (default: bench check's defaults)
+
+    @property
+    def floors(self) -> np.ndarray:
+        return np.array(self.floor_values if self.floor_values is not None else
+                        [DEFAULT_FLOORS[m] for m in self.metrics], dtype=float)
 
     def columns(self) -> np.ndarray:
         """Column id of each (block, metric) cell, flattened block-major: same setting and metric."""
         settings = self.settings or ("",) * len(self.rows)
         names = list(dict.fromkeys(settings))
-        return np.array([names.index(s) * len(METRICS) + m for s in settings for m in range(len(METRICS))])
+        m = len(self.metrics)
+        return np.array([names.index(s) * m + j for s in settings for j in range(m)])
 
     def blocks(self) -> np.ndarray:
         """Block id of each (block, metric) cell, flattened block-major."""
-        return np.repeat(np.arange(len(self.rows)), len(METRICS))
+        return np.repeat(np.arange(len(self.rows)), len(self.metrics))
 
     @property
     def cells(self) -> int:
-        return len(self.rows) * len(METRICS)
+        return len(self.rows) * len(self.metrics)
 
 
 def table_shape(number: int) -> Shape:
@@ -72,7 +80,7 @@ def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int =
     "moderated" (bench check's), "own" (each cell's own std) or "oracle" (the true std known: the information
     bound)."""
     rng = rng or np.random.default_rng(0)
-    b, m = len(shape.rows), len(METRICS)
+    b, m = len(shape.rows), len(shape.metrics)
     sd = std_points * POINT
     chol = np.linalg.cholesky(corr if corr is not None else np.eye(m))
     # oriented values (higher = better) in units of the seed std, true paper mean 0
@@ -136,7 +144,7 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
             group_p[sel] = combined_null.group_p(sums[sel], scale[sel], explained, member, model)
     else:
         group_p = st.norm.cdf(((sums / scale) @ member.T) / np.sqrt(member.sum(axis=1)))
-    gap_floors = gap / FLOORS
+    gap_floors = gap / shape.floors
     group_gap = (gap_floors.mean(axis=2) @ member.T) / member.sum(axis=1)  # rows (and the table): mean in floors
     family = [p.reshape(t_count, b * m), group_p]
     gaps = [gap_floors.reshape(t_count, b * m), group_gap]
@@ -149,16 +157,30 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
             "p": p, "adj": adj, "worse": worse}
 
 
+def cells_frame(shape: Shape, ours: np.ndarray, paper: np.ndarray, level: float = 0.0) -> pd.DataFrame:
+    """One simulated table as the cells bench check compares (:func:`bench.verdict.compare`): ``ours`` (blocks,
+    n, metrics) and ``paper`` (blocks, metrics) oriented values around ``level``; MAE turned back to lower is
+    better."""
+    recs = []
+    for bi, (row, setting) in enumerate(zip(shape.rows, shape.settings or ("",) * len(shape.rows))):
+        for mi, m in enumerate(shape.metrics):
+            sign = -1.0 if m == "mae" else 1.0
+            recs.append({"row": row, "setting": setting, "metric": m, "published": level + sign * paper[bi, mi],
+                         "higher": m != "mae", "floor": shape.floors[mi],
+                         "values": {s: level + sign * v for s, v in enumerate(ours[bi, :, mi])}})
+    return pd.DataFrame(recs)
+
+
 def shift(shape: Shape, scenario: str, std_points: float = 1.0) -> np.ndarray | None:
     """True mean shift in seed stds per (block, metric): the last row of the table 3σ worse, every cell 1σ
     worse, or every cell 1σ and at least 1.5 floors worse (a shift the floors count as a regression)."""
-    b, m = len(shape.rows), len(METRICS)
+    b, m = len(shape.rows), len(shape.metrics)
     if scenario == "null":
         return None
     if scenario == "all cells 1σ worse":
         return np.full((b, m), -1.0)
     if scenario == "all cells 1σ and ≥ 1.5 floors worse":
-        return np.broadcast_to(-np.maximum(1.0, 1.5 * FLOORS / (std_points * POINT)), (b, m)).copy()
+        return np.broadcast_to(-np.maximum(1.0, 1.5 * shape.floors / (std_points * POINT)), (b, m)).copy()
     if scenario == "one row 3σ worse":
         last = shape.rows[-1]
         return np.array([[-3.0 if r == last else 0.0] * m for r in shape.rows])

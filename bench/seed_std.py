@@ -66,6 +66,18 @@ def _fit_log_variance(s2: np.ndarray, d: np.ndarray, block: np.ndarray, column: 
     return np.log(scale_b @ onehot_b) + np.log(scale_c @ onehot_c)
 
 
+def fitted(s2, d, column, block) -> np.ndarray:
+    """The block × column model's variances (the moderation's prior ``s0²``) of one table's cells (NaN where
+    a cell has no usable variance)."""
+    s2 = np.asarray(s2, dtype=float)
+    d = np.asarray(d, dtype=float) * np.ones(len(s2))
+    ok = np.isfinite(s2) & (s2 > 0) & (d > 0)
+    out = np.full(len(s2), np.nan)
+    if ok.any():
+        out[ok] = np.exp(_fit_log_variance(s2[None, ok], d[ok], np.asarray(block)[ok], np.asarray(column)[ok])[0])
+    return out
+
+
 def moderate(s2, d, column, block, independence=1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Moderated variances of many tables at once.
 

@@ -112,12 +112,13 @@ def level_weights(levels) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------- correlated metrics
-def pooled_correlation(blocks: list[pd.DataFrame]) -> pd.DataFrame:
+def pooled_correlation(blocks: list[pd.DataFrame], clip: bool = True) -> pd.DataFrame:
     """Correlation of the oriented metrics of one run, pooled over the table's (row, setting) blocks.
 
     Each block is a seeds × metrics frame of oriented values (higher = better). Residuals from the
     block means are scaled by the block's std per metric and pooled over blocks (pairwise where a
-    metric is absent). Negative correlations are set to 0 and pairs without data to 1 (both
+    metric is absent). Negative correlations are set to 0 (``clip``; without it they are kept, as an
+    estimate of the truth rather than a conservative bound) and pairs without data to 1 (both
     conservative: they make a block count as less independent evidence)."""
     names = sorted({c for b in blocks for c in b.columns})
     num = pd.DataFrame(0.0, index=names, columns=names)
@@ -133,7 +134,7 @@ def pooled_correlation(blocks: list[pd.DataFrame]) -> pd.DataFrame:
         cols = list(b.columns)
         num.loc[cols, cols] += cross.values
         den.loc[cols, cols] += len(b) - 1
-    r = (num / den.where(den > 0)).clip(lower=0.0, upper=1.0).fillna(1.0)
+    r = (num / den.where(den > 0)).clip(lower=0.0 if clip else -1.0, upper=1.0).fillna(1.0)
     for c in names:
         r.loc[c, c] = 1.0
     return r

@@ -94,20 +94,14 @@ def test_pooled_correlation_by_hand():
     assert r.loc["a", "b"] == pytest.approx(1.0)
     # a-c: block 1 residual products sum 0, block 2 sum -2 (standardised), pooled over 4 df: -0.5 -> 0
     assert r.loc["a", "c"] == 0.0
+    assert verdict.pooled_correlation([b1, b2], clip=False).loc["a", "c"] == pytest.approx(-0.5)
     z = pd.Series({"a": -2.0, "b": -2.0, "c": -2.0})
     assert verdict.block_z(z, r) == pytest.approx(-6.0 / math.sqrt(1 + 1 + 1 + 2 * 1.0))
 
 
 def _frame(ours, paper, shape):
     """The simulated oriented values as the cells bench check builds (all metrics higher = better except MAE)."""
-    recs = []
-    for bi, (row, setting) in enumerate(zip(shape.rows, shape.settings)):
-        for mi, m in enumerate(calibrate.METRICS):
-            sign = -1.0 if m == "mae" else 1.0
-            recs.append({"row": row, "setting": setting, "metric": m, "published": sign * paper[bi, mi],
-                         "higher": m != "mae", "floor": calibrate.FLOORS[mi],
-                         "values": {s: sign * v for s, v in enumerate(ours[bi, :, mi])}})
-    return pd.DataFrame(recs)
+    return calibrate.cells_frame(shape, ours, paper)
 
 
 @pytest.mark.parametrize("number,k", [(4, 1), (1, 1), (4, 5)])
