@@ -196,7 +196,12 @@ def check_published(spec: TableSpec, results_dir: Path | None, opts: CheckOption
     """Verdicts against the paper (docs/verdicts.md) for a results directory or for ``values`` already read
     (``bench check --from-csv``, with ``frozen`` its (row, setting) blocks run on frozen text): cells, then
     the row and table tests."""
+    return compare_published(published_input(spec, results_dir, opts, values, frozen), opts)
 
+
+def published_input(spec: TableSpec, results_dir: Path | None, opts: CheckOptions,
+                    values: dict | None = None, frozen: set | None = None) -> pd.DataFrame:
+    """The cells :func:`check_published` compares (:func:`published_frame`), after its refusals."""
     excluded = dict.fromkeys(frozen or (), FROZEN_TEXT)
     if values is None:
         cells = published_cells(spec, results_dir, opts)
@@ -204,8 +209,11 @@ def check_published(spec: TableSpec, results_dir: Path | None, opts: CheckOption
         excluded = dict.fromkeys(frozen_text_cells(spec, cells), FROZEN_TEXT)
     elif opts.rows is not None:
         values = {k: v for k, v in values.items() if k[0] in opts.rows}
-    return verdict.compare(published_frame(spec, values, opts, excluded), opts.published_as, opts.alpha,
-                           opts.assume_std, opts.seed_std, opts.combined_floor)
+    return published_frame(spec, values, opts, excluded)
+
+
+def compare_published(cells: pd.DataFrame, opts: CheckOptions) -> pd.DataFrame:
+    return verdict.compare(cells, opts.published_as, opts.alpha, opts.assume_std, opts.seed_std, opts.combined_floor)
 
 
 def format_verdicts(df: pd.DataFrame) -> str:

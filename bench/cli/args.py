@@ -84,6 +84,9 @@ def add_published_args(c) -> None:
                    help="--against published: a row or the table fails only when its mean gap is beyond K floors "
                         "(default 1; 0 = any significant systematic shift, even one within every cell's floor); "
                         "docs/verdicts.md")
+    c.add_argument("--power-tables", default="1000", metavar="N",
+                   help="--against published: simulate the check's own power with N tables (default 1000; 0 = "
+                        "do not): how often it would catch every cell 1σ worse or a whole row 3σ worse")
     c.add_argument("--from-csv", default=None, metavar="PATH",
                    help="--against published: per-seed results as a long CSV (columns method,dataset,setting,seed,"
                         "split,metric,value[,row][,text]) instead of a results directory")

@@ -9,6 +9,7 @@ from pathlib import Path
 from bench import check
 from bench.check import DEFAULT_FLOORS, DEFAULT_K, CheckOptions
 from bench.check_csv import frozen_text_blocks, read_long_csv, table_values
+from bench.check_power import simulate_power
 from bench.config import parse_sets
 from bench.errors import UserError, did_you_mean
 from bench.report.specs import require_table
@@ -38,6 +39,13 @@ def _metric_values(flag: str, items: list[str]) -> dict:
             raise UserError(f"{flag} {name}={value}: unknown metric {name!r}.{did_you_mean(name, FLOOR_METRICS)}")
         out[name] = _number(f"{flag} {name}", value)
     return out
+
+
+def _power_tables(text) -> int:
+    v = _number("--power-tables", text, positive=False)
+    if v != int(v) or v > 100_000:
+        raise UserError(f"--power-tables: {text} must be a whole number from 0 (no power simulation) to 100000")
+    return int(v)
 
 
 def check_options(args):
@@ -74,12 +82,14 @@ def cmd_check(args) -> int:
         print(f"reference for table {spec.number} ({args.source}) written: {path}")
         return 0
     if args.against == "published":
+        power_tables = _power_tables(getattr(args, "power_tables", "0"))
         values, frozen = None, None
         if args.from_csv:
 
             lines = read_long_csv(Path(args.from_csv))
             values, frozen = table_values(spec, lines, Path(args.from_csv)), frozen_text_blocks(spec, lines)
-        df = check.check_published(spec, results, opts, values, frozen)
+        cells = check.published_input(spec, results, opts, values, frozen)
+        df = check.compare_published(cells, opts)
         shape = "one run" if opts.published_as == 1 else f"the best of {opts.published_as} runs"
         std = "seed stds moderated over the table" if opts.seed_std == "moderated" else "each cell's own seed std"
         rows_rule = ("rows and table beyond one floor" if opts.combined_floor == 1 else
@@ -88,6 +98,9 @@ def cmd_check(args) -> int:
         print(f"Table {spec.number} against the published numbers (each counted as {shape}; one-sided tests, {std}, "
               f"Holm at {opts.alpha:g}; floors as minimum gaps, {rows_rule}; docs/verdicts.md)")
         print(check.format_verdicts(df))
+        if power_tables:
+            print("\n".join(simulate_power(cells, df, opts.published_as, opts.alpha, opts.seed_std,
+                                            opts.combined_floor, power_tables).lines()))
         summary = check.published_summary(df)
     else:
         df = check.check_reference(spec, results, opts, args.source, ref_dir, opts.rows, args.same_seeds)
