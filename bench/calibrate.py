@@ -19,9 +19,9 @@ import pandas as pd
 from scipy import stats as st
 
 from bench import combined_null, seed_std, verdict
-from bench.check import DEFAULT_FLOORS
 from bench.report.planning import plan
 from bench.report.specs import TABLES
+from bench.verdict import DEFAULT_FLOORS
 
 METRICS = ("acc7", "acc2", "f1", "mae")
 FLOORS = np.array([DEFAULT_FLOORS[m] for m in METRICS])

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench import store, verdict
+from bench.check_power import simulate_power
 from bench.errors import UserError
 from bench.metrics import HIGHER_IS_BETTER
 from bench.published import lookup
@@ -26,12 +27,10 @@ from bench.report.frames import row_text
 from bench.report.planning import plan
 from bench.report.specs import TABLES, TableSpec, metric_key
 from bench.text_match import planned_cells
+from bench.verdict import DEFAULT_FLOORS  # noqa: F401 (re-exported: the check's defaults)
 
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "results" / "reference"
 DEFAULT_K = 2.0
-# absolute floors as fractions (1.0 point for accuracies/F1; 0.02 for MAE/Corr)
-DEFAULT_FLOORS = {"acc7": 0.01, "acc2": 0.01, "f1": 0.01, "acc": 0.01, "precision": 0.01, "recall": 0.01,
-                  "mae": 0.02, "corr": 0.02}
 VERDICTS = ("reproduced", "better", "worse-than-band", "missing")
 VERDICT_NOTE = ("one-sided test per cell counting the paper's number as one run of the same seed distribution, "
                 "seed std moderated over the table, row and table tests, Holm over the table at 5 %, floors as "
@@ -369,8 +368,15 @@ def gate_exit_code(df: pd.DataFrame) -> int:
     return 1 if df["verdict"].isin(["worse", "worse-than-band", "missing"]).any() else 0
 
 
-def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = None) -> str:
-    """One Markdown report over all tables: each cell's verdict, gap in points and in SEs, provenance."""
+def power_lines(cells: pd.DataFrame, df: pd.DataFrame, opts: CheckOptions, tables: int) -> list[str]:
+    """The check's own simulated power (bench/check_power.py)."""
+    return simulate_power(cells, df, opts.published_as, opts.alpha, opts.seed_std, opts.combined_floor,
+                          tables).lines()
+
+
+def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = None, power_tables: int = 0) -> str:
+    """One Markdown report over all tables: each cell's verdict, gap in points and in SEs, provenance, and
+    against the paper the check's simulated power (``power_tables`` tables; 0: none)."""
     parts = ["# emoe-bench reproduction report", "",
              f"Results: `{results_dir}`. Against a reference: band |Δ| ≤ max({opts.k}·SE, floor); floors "
              + ", ".join(f"{k} {v}" for k, v in opts.floors.items()) + " (fractions).", ""]
@@ -381,7 +387,8 @@ def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = N
         compact_real = collect_cells(spec, results_dir, "real", opts, profile="compact")
         if any(real.values()) or any(compact_real.values()):  # compact real runs: refused with the reason
             try:
-                df = check_published(spec, results_dir, opts)
+                frame = published_input(spec, results_dir, opts)
+                df = compare_published(frame, opts)
                 label, cells = "against the published numbers (real data)", real
             except UserError as e:
                 parts += ["", f"Real-data results present but not comparable: {e}", ""]
@@ -394,6 +401,8 @@ def build_report(results_dir: Path, opts: CheckOptions, ref_dir: Path | None = N
             continue
         if "level" in df:  # against the paper: the statistical verdicts
             parts += ["", f"Compared {label} ({VERDICT_NOTE}).", "", format_verdicts(df), ""]
+            if power_tables:
+                parts += ["; ".join(power_lines(frame, df, opts, power_tables)) + ".", ""]
             df = df[df["level"] == "cell"]
         else:
             df = df.assign(gap_se=[d / s if s and math.isfinite(s) and s > 0 else math.nan

@@ -44,8 +44,13 @@ class Power:
                f"detectable row ({self.weakest_row})"]
         if min(self.every_cell, self.row) < TARGET:
             more = "; ".join(f"{n} seeds: {e:.0%} and {r:.0%}" for n, (e, r) in self.with_more_seeds.items())
+            within = [size for size, power, floors in (("1σ", self.every_cell, self.sigma_floors),
+                                                       ("3σ", self.row, 3 * self.sigma_floors))
+                      if power < TARGET and floors < 1]
+            floors = (f"; {' and '.join(within)} shifts are within the floors here, which the check accepts by design "
+                      "(--floor, --combined-floor 0)" if within else "")
             out.append(f"power under {TARGET:.0%}: regressions of these sizes can pass this check"
-                       + (f" (with {more})" if more else "") + "; docs/verdicts.md, 'Power of a check'")
+                       + (f" (with {more})" if more else "") + floors + "; docs/verdicts.md, 'Power of a check'")
         return out
 
 

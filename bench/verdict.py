@@ -31,6 +31,9 @@ from bench.seed_std import independence, moderate
 from bench.verdict_null import grid_df, null_cdf, peak_cdf_exact, to_z  # noqa: F401 (re-exported: the check's API)
 
 ALPHA = 0.05
+# floors: the minimum gaps a verdict counts, as fractions (1.0 point for accuracies/F1; 0.02 for MAE/Corr)
+DEFAULT_FLOORS = {"acc7": 0.01, "acc2": 0.01, "f1": 0.01, "acc": 0.01, "precision": 0.01, "recall": 0.01,
+                  "mae": 0.02, "corr": 0.02}
 LEVELS = ("cell", "row", "table")
 
 

@@ -151,6 +151,10 @@ def test_cli_exit_codes_and_report(tmp_path, capsys):
     report = (tmp_path / "report.md").read_text()
     assert "## Table 4" in report and "against the published numbers" in report
     assert "commits abc123" in report and "reproduced 16" in report
+    power = next(line for line in report.splitlines() if line.startswith("power of this check"))
+    assert "1000 tables like this one" in power and "least detectable row" in power
+    assert main(["report", "--results", str(tmp_path), "--power-tables", "0"]) == 0
+    assert "power of this check" not in (tmp_path / "report.md").read_text()
 
 
 def test_table3_uses_macro_f1_not_non0(tmp_path):

@@ -66,6 +66,7 @@ def test_floors_and_combined_floor_enter_the_power():
     default = check_power.simulate_power(cells, fam, tables=300)
     assert default.every_cell == 0.0 and default.sigma_floors < 0.2
     assert default.with_more_seeds  # under 80 %: the 10-seed figure is given
+    assert "1σ and 3σ shifts are within the floors here" in default.lines()[1]
     fam0 = verdict.compare(cells, combined_floor=0.0)
     assert check_power.simulate_power(cells, fam0, combined_floor=0.0, tables=300).every_cell > 0.5
 
@@ -76,7 +77,7 @@ def test_more_seeds_give_more_power_on_table4_with_3_seeds():
     assert p.row < 0.8 or p.every_cell < 0.8
     e5, r5 = p.with_more_seeds[5]
     assert e5 > p.every_cell and r5 > p.row
-    assert "power under 80%" in p.lines()[1]
+    assert "power under 80%" in p.lines()[1] and "within the floors" not in p.lines()[1]  # σ = 2 floors
 
 
 @pytest.mark.parametrize("change,reason", [

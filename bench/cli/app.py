@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_text_args(rp)
     rp.add_argument("--reference-dir", default=None)
     rp.add_argument("--output", default=None, help="file to write (default <results>/report.md)")
+    rp.add_argument("--power-tables", default="1000", metavar="N",
+                    help="tables simulated for each real-data table's power against the paper (default 1000; 0 = none)")
 
     ag = sub.add_parser("aggregate", help="write the long-format CSV and the per-cell summary of all runs")
     ag.add_argument("--out", default="results")

@@ -9,7 +9,6 @@ from pathlib import Path
 from bench import check
 from bench.check import DEFAULT_FLOORS, DEFAULT_K, CheckOptions
 from bench.check_csv import frozen_text_blocks, read_long_csv, table_values
-from bench.check_power import simulate_power
 from bench.config import parse_sets
 from bench.errors import UserError, did_you_mean
 from bench.report.specs import require_table
@@ -99,8 +98,7 @@ def cmd_check(args) -> int:
               f"Holm at {opts.alpha:g}; floors as minimum gaps, {rows_rule}; docs/verdicts.md)")
         print(check.format_verdicts(df))
         if power_tables:
-            print("\n".join(simulate_power(cells, df, opts.published_as, opts.alpha, opts.seed_std,
-                                            opts.combined_floor, power_tables).lines()))
+            print("\n".join(check.power_lines(cells, df, opts, power_tables)))
         summary = check.published_summary(df)
     else:
         df = check.check_reference(spec, results, opts, args.source, ref_dir, opts.rows, args.same_seeds)
@@ -121,7 +119,8 @@ def cmd_check(args) -> int:
 
 def cmd_report(args) -> int:
     text = check.build_report(Path(args.results), check_options(args),
-                        Path(args.reference_dir) if args.reference_dir else None)
+                              Path(args.reference_dir) if args.reference_dir else None,
+                              _power_tables(getattr(args, "power_tables", "0")))
     out = Path(args.output) if args.output else Path(args.results) / "report.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
