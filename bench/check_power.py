@@ -32,6 +32,7 @@ class Power:
     weakest_row: str = ""  # the row whose 3σ regression is least often caught
     row: float = float("nan")
     sigma_floors: float = float("nan")  # the median cell's seed std in floors (a 1σ shift within the floors?)
+    combined_floor: float = 1.0  # the rows' and table's floor rule (0: the floors do not hold them back)
     with_more_seeds: dict = field(default_factory=dict)  # n -> (every_cell, row) when below TARGET
     reason: str = ""  # why the power was not simulated (empty when it was)
 
@@ -46,7 +47,7 @@ class Power:
             more = "; ".join(f"{n} seeds: {e:.0%} and {r:.0%}" for n, (e, r) in self.with_more_seeds.items())
             within = [size for size, power, floors in (("1σ", self.every_cell, self.sigma_floors),
                                                        ("3σ", self.row, 3 * self.sigma_floors))
-                      if power < TARGET and floors < 1]
+                      if power < TARGET and floors < 1 and self.combined_floor > 0]
             floors = (f"; {' and '.join(within)} shifts are within the floors here, which the check accepts by design "
                       "(--floor, --combined-floor 0)" if within else "")
             out.append(f"power under {TARGET:.0%}: regressions of these sizes can pass this check"
@@ -123,7 +124,7 @@ def simulate_power(cells: pd.DataFrame, family: pd.DataFrame, k: int = 1, alpha:
 
     every, weakest, row = rates(n)
     out = Power(n=n, tables=tables, every_cell=every, weakest_row=weakest, row=row,
-                sigma_floors=float(np.median(std / shape.floors)))
+                sigma_floors=float(np.median(std / shape.floors)), combined_floor=combined_floor)
     if min(every, row) < TARGET:
         for more in (m for m in MORE_SEEDS if m > n):
             e, _, r = rates(more)
