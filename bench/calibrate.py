@@ -70,7 +70,7 @@ def table_shape(number: int) -> Shape:
 def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int = 1, test_k: int | None = None,
              shift_sd: np.ndarray | None = None, corr: np.ndarray | None = None, alpha: float = verdict.ALPHA,
              rng: np.random.Generator | None = None, row_sd: np.ndarray | str | None = None,
-             std_model: str = "moderated", combined_floor: float = 1.0) -> dict:
+             std_model: str = "moderated", combined_floor: float = 1.0, variant: dict | None = None) -> dict:
     """Fraction of simulated tables that fail. ``true_k``: the paper's number is the best of that many runs;
     ``test_k``: what the check assumes (default the truth). ``shift_sd``: per block and metric, our true mean
     minus the paper's true mean in seed stds (negative = worse; default 0). ``corr``: correlation of one
@@ -78,7 +78,8 @@ def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int =
     (blocks, metrics) as a multiple of ``std_points`` (default 1; shifts stay in units of ``std_points``), or
     "cells ×1-×3": every cell's multiple drawn log-uniform in [1, 3], anew for each table. ``std_model``:
     "moderated" (bench check's), "own" (each cell's own std) or "oracle" (the true std known: the information
-    bound)."""
+    bound). ``variant``: :func:`batch_verdicts`' alternatives to bench check's statistics, for studies
+    (scripts/correlation_variants.py)."""
     rng = rng or np.random.default_rng(0)
     b, m = len(shape.rows), len(shape.metrics)
     sd = std_points * POINT
@@ -97,25 +98,28 @@ def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int =
         raise ValueError("the known-std bound needs one std per cell for all tables")
     known = scale[0] * sd if std_model == "oracle" else None
     return batch_verdicts(ours * sd, paper * sd, shape, test_k or true_k, alpha,
-                          "own" if std_model == "oracle" else std_model, known, combined_floor)
+                          "own" if std_model == "oracle" else std_model, known, combined_floor, variant)
 
 
 def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, alpha: float,
                    std_model: str = "moderated", known_sd: np.ndarray | None = None,
-                   combined_floor: float = 1.0) -> dict:
+                   combined_floor: float = 1.0, variant: dict | None = None) -> dict:
     """The verdicts of :func:`bench.verdict.compare` for many complete tables at once.
 
     ``ours``: (tables, blocks, n, metrics) oriented values; ``paper``: (tables, blocks, metrics);
     ``known_sd``: (blocks, metrics) true seed stds, used as known (df = inf) instead of estimated;
-    ``combined_floor``: as ``bench check --combined-floor``."""
+    ``combined_floor``: as ``bench check --combined-floor``. ``variant`` (studies only; bench check has none):
+    ``"combined"``, a function (sums, raw correlation, membership, blocks, n) -> p-values of the row and table
+    tests with --published-as single; ``"weights"``, Holm's shares of cells, rows and table."""
+    variant = variant or {}
     t_count, b, n, m = ours.shape
     mean, std = ours.mean(axis=2), ours.std(axis=2, ddof=1)
     gap = mean - paper
     # the correlation of the metrics, pooled over the table's blocks (bench.verdict.pooled_correlation)
     e = (ours - mean[:, :, None, :]) / std[:, :, None, :]
-    r = np.einsum("tbsi,tbsj->tij", e, e) / (b * (n - 1))
-    r = np.clip(r, 0.0, 1.0)
-    r[:, np.arange(m), np.arange(m)] = 1.0
+    raw = np.clip(np.einsum("tbsi,tbsj->tij", e, e) / (b * (n - 1)), -1.0, 1.0)
+    raw[:, np.arange(m), np.arange(m)] = 1.0
+    r = np.clip(raw, 0.0, 1.0)  # each pair clipped at 0: the moderation's and the peak null's correlation
     if known_sd is not None:
         scale_sd, df = np.broadcast_to(known_sd, std.shape), np.full(std.shape, np.inf)
     elif std_model == "moderated":
@@ -128,12 +132,18 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
     t = gap / (scale_sd * math.sqrt(1 + 1 / n))
     p = verdict.null_cdf(t.ravel(), n, k, df.ravel()).reshape(t.shape)
     sums = verdict.to_z(p).sum(axis=2)  # (tables, blocks)
-    scale = np.broadcast_to(np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))[:, None], sums.shape)
+    simulated = known_sd is None and verdict.combined_null_simulated(k, std_model)
+    if simulated:  # bench.verdict.block_scale
+        scale = np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))
+    else:  # bench.verdict.block_scale_total
+        total = np.maximum(raw.sum(axis=(1, 2)) - m, 0.0) * (1 + 2 / max(b * (n - 1), 1.0))
+        scale = np.sqrt(np.minimum(m + total, m * m))
+    scale = np.broadcast_to(scale[:, None], sums.shape)
     labels = list(dict.fromkeys(shape.rows))
     member = np.array([[row == label for row in shape.rows] for label in labels], dtype=float)  # rows x blocks
     if len(labels) > 1:
         member = np.vstack([member, np.ones(b)])
-    if known_sd is None and verdict.combined_null_simulated(k, std_model):
+    if simulated:
         structure = combined_null.Structure.of(shape.blocks(), shape.columns(), [n] * (b * m), [False] * (b * m))
         group_p = np.empty((t_count, len(member)))
         shares = np.array([combined_null.quantize(x) for x in np.atleast_1d(indep)]) * np.ones(t_count)
@@ -144,12 +154,18 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
             group_p[sel] = combined_null.group_p(sums[sel], scale[sel], explained, member, model)
     else:
         group_p = st.norm.cdf(((sums / scale) @ member.T) / np.sqrt(member.sum(axis=1)))
+    if "combined" in variant and not simulated:
+        group_p = variant["combined"](sums, raw, member, b, n)
     gap_floors = gap / shape.floors
     group_gap = (gap_floors.mean(axis=2) @ member.T) / member.sum(axis=1)  # rows (and the table): mean in floors
     family = [p.reshape(t_count, b * m), group_p]
     gaps = [gap_floors.reshape(t_count, b * m), group_gap]
     levels = ["cell"] * (b * m) + ["row"] * len(labels) + (["table"] if len(labels) > 1 else [])
-    adj = verdict.weighted_holm(np.concatenate(family, axis=1), verdict.level_weights(levels))
+    weights = verdict.level_weights(levels)
+    if "weights" in variant:
+        share = dict(zip(verdict.LEVELS, variant["weights"]))
+        weights = np.array([share[lv] / levels.count(lv) for lv in levels])
+    adj = verdict.weighted_holm(np.concatenate(family, axis=1), weights)
     limit = np.concatenate([np.ones(b * m), np.full(len(member), combined_floor)])
     worse = (adj <= alpha) & (np.concatenate(gaps, axis=1) < -limit)
     cells_worse = worse[:, : b * m]
@@ -239,19 +255,22 @@ def _row_sd(shape: Shape, spec: str | None):
 
 
 def calibrate(tables: int = 2000, seed: int = 0, numbers=(1, 4), ns=(3, 5, 10), stds=(0.5, 1.0, 2.0, 3.0),
-              scenarios=SCENARIOS) -> pd.DataFrame:
+              scenarios=SCENARIOS, faithful_tables: int | None = None) -> pd.DataFrame:
+    """The rates of every line; ``faithful_tables`` (default ``tables``) simulated tables for the faithful lines,
+    whose rates sit near the 5 % target and need the smaller Monte Carlo error."""
     rng = np.random.default_rng(seed)
     recs = []
     for number in numbers:
         shape = table_shape(number)
         for sc in scenarios:
+            count = faithful_tables if faithful_tables and sc.shift == "null" else tables
             for n in ns:
                 for sd in stds:
-                    r = simulate(shape, tables, n, sd, sc.true_k, sc.test_k, shift(shape, sc.shift, sd),
+                    r = simulate(shape, count, n, sd, sc.true_k, sc.test_k, shift(shape, sc.shift, sd),
                                  CORRELATED if sc.correlated else None, rng=rng, row_sd=_row_sd(shape, sc.row_sd),
                                  std_model=sc.std_model, combined_floor=sc.combined_floor)
                     recs.append({"table": shape.name, "cells": shape.cells, "scenario": sc.name, "n": n,
-                                 "std_points": sd, "tables": tables, "fail_rate": r["fail"],
+                                 "std_points": sd, "tables": count, "fail_rate": r["fail"],
                                  "cell_fail_rate": r["cell_fail"]})
     return pd.DataFrame(recs)
 
@@ -262,8 +281,12 @@ def to_markdown(df: pd.DataFrame) -> str:
     for name, g in df.groupby("table", sort=False):
         wide = g.pivot_table(index=["scenario", "n"], columns="std_points", values="fail_rate", sort=False)
         wide.columns = [f"std {c:g} pt" for c in wide.columns]
-        parts += [f"**{name}** ({int(g['cells'].iloc[0])} cells, {int(g['tables'].iloc[0])} simulated tables "
-                  "per line): fraction of tables that fail", "",
+        faithful = g["scenario"].str.startswith("faithful")
+        counts = sorted(g["tables"].unique())
+        per_line = (f"{int(counts[0])} simulated tables per line" if len(counts) == 1 else
+                    f"{int(g[faithful]['tables'].iloc[0])} simulated tables per faithful line, "
+                    f"{int(g[~faithful]['tables'].iloc[0])} per other line")
+        parts += [f"**{name}** ({int(g['cells'].iloc[0])} cells, {per_line}): fraction of tables that fail", "",
                   (wide * 100).round(1).astype(str).add(" %").reset_index().to_markdown(index=False), ""]
     return "\n".join(parts)
 
@@ -271,10 +294,12 @@ def to_markdown(df: pd.DataFrame) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.calibrate", description=__doc__.splitlines()[0])
     ap.add_argument("--tables", type=int, default=2000, help="simulated tables per line (default 2000)")
+    ap.add_argument("--faithful-tables", type=int, default=None,
+                    help="simulated tables per faithful line (default: --tables); their rates sit near 5 %%")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="also write the rates as CSV")
     args = ap.parse_args(argv)
-    df = calibrate(args.tables, args.seed)
+    df = calibrate(args.tables, args.seed, faithful_tables=args.faithful_tables)
     print(to_markdown(df))
     if args.out:
         df.to_csv(args.out, index=False, float_format="%.4f")

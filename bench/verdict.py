@@ -9,9 +9,9 @@ here by quadrature). The one-sided p-value is ``P(T ≤ t)``.
 
 Two kinds of combined test sit beside the cells: per row (its settings' cells) and over the whole
 table, each a Stouffer combination of the cells' z-scores, with the metrics of one run weighted by
-their correlation over seeds (pooled over the table) so that correlated metrics are not counted as
-independent evidence. Holm's weighted step-down controls the family (cells, rows, table: a third of the
-weight each). Floors are minimum tolerances:
+their correlation over seeds (pooled over the table; its off-diagonal total clipped at 0) so that correlated
+metrics are not counted as independent evidence. Holm's weighted step-down controls the family (cells, rows,
+table: a third of the weight each). Floors are minimum tolerances:
 a cell never fails when its gap is within its floor, a row or table never fails when its mean gap is
 within one floor (``combined_floor``: ``bench check --combined-floor``). Under peak:K with the moderated std
 the row and table statistics are standardised by a simulated null (bench/combined_null.py).
@@ -153,6 +153,22 @@ def block_scale(metrics, corr: pd.DataFrame) -> float:
     return math.sqrt(max(block_corr(metrics, corr).sum(), 1.0))
 
 
+def block_scale_total(metrics, corr_raw: pd.DataFrame, df: float) -> float:
+    """sqrt(1ᵀR1) of one run's m metrics, the single-run tests' block scale (docs/verdicts.md): from their
+    unclipped pooled correlation (``df`` residual degrees of freedom), ``m + max(0, T)·(1 + 2/df)`` with T the
+    off-diagonal total, at most m².
+
+    The total is clipped at 0, not each pair: with 4 blocks × 2 residual df a pair of independent metrics
+    clipped at 0 averages about 0.14, which inflated 1ᵀR1 by some 40 % and cost Table 4 with 3 seeds 7-8 points
+    of power. A positive total is taken 2/df high (the relative variance of a variance estimate with df degrees
+    of freedom): unadjusted, its noise let 5.0 % of faithful Table 4 reproductions with correlated metrics and
+    3 seeds fail; adjusted, 4.1 % (scripts/correlation_variants.py)."""
+    r = block_corr(metrics, corr_raw)
+    m = len(r)
+    total = max(r.sum() - np.trace(r), 0.0) * (1 + 2 / max(df, 1.0))
+    return math.sqrt(min(m + total, m * m))
+
+
 def block_z(z: pd.Series, corr: pd.DataFrame) -> float:
     """Stouffer z of one run's metrics with their correlation: sum(z) / sqrt(1ᵀ R 1)."""
     z = z.dropna()
@@ -216,7 +232,9 @@ def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: d
     known = out["known"].eq(True)  # NaN (untested cells) is not known
     out["std_used"] = out["std"]  # the std the test uses: own, known (--assume-std) or moderated
     out.loc[known, "std_used"] = [assume_std[m] for m in out.loc[known, "metric"]]
-    corr = pooled_correlation(_oriented_blocks(out[tested]))
+    blocks = _oriented_blocks(out[tested])
+    corr, corr_raw = pooled_correlation(blocks), pooled_correlation(blocks, clip=False)
+    corr_df = sum(len(b.dropna()) - 1 for b in blocks if len(b.dropna()) > 1)  # pooled_correlation's df
     indep = 1.0
     if seed_std_model == "moderated":
         indep = _moderate_cells(out, tested & ~known, corr)
@@ -230,7 +248,8 @@ def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: d
         out.loc[g.index, "p"] = null_cdf(g["t"].to_numpy(), int(size), k, g["df"].to_numpy(dtype=float))
     out["gap_floors"] = out["gap"] / out["floor"]
 
-    combined = _combined(out[tested], corr, (k, indep) if combined_null_simulated(k, seed_std_model) else None)
+    combined = _combined(out[tested], corr, (corr_raw, corr_df),
+                         (k, indep) if combined_null_simulated(k, seed_std_model) else None)
     family = pd.concat([out, combined], ignore_index=True)
     tested_all = family["p"].notna().to_numpy()
     family["p_adj"] = np.nan
@@ -279,18 +298,21 @@ def _moderate_cells(out: pd.DataFrame, sel: pd.Series, corr: pd.DataFrame) -> fl
     return indep
 
 
-def _combined(tested: pd.DataFrame, corr: pd.DataFrame, simulated_null: tuple[int, float] | None) -> pd.DataFrame:
-    """Row and table tests: each (row, setting) block's metrics combined with their pooled correlation,
-    then independent blocks combined by Stouffer. ``simulated_null`` = (K, share of independent metrics):
-    standardise them by their null moments instead (bench/combined_null.py). ``gap_floors`` is the mean
-    over the cells."""
+def _combined(tested: pd.DataFrame, corr: pd.DataFrame, raw: tuple[pd.DataFrame, float],
+              simulated_null: tuple[int, float] | None) -> pd.DataFrame:
+    """Row and table tests: each (row, setting) block's metrics combined with their pooled correlation
+    (``raw`` = (unclipped correlation, its df): :func:`block_scale_total`), then independent blocks
+    combined by Stouffer. ``simulated_null`` = (K, share of independent metrics): standardise them by their
+    null moments instead (bench/combined_null.py), with each pair's correlation clipped at 0 (``corr``), as
+    that null was validated. ``gap_floors`` is the mean over the cells."""
     if tested.empty:
         return pd.DataFrame(columns=["level", "row", "setting", "metric", "p", "gap_floors", "n"])
     keys = list(dict.fromkeys(zip(tested["row"], tested["setting"])))
     sums, scales, explained = np.empty(len(keys)), np.empty(len(keys)), np.ones(len(keys))
     for i, (_, g) in enumerate(tested.groupby(["row", "setting"], sort=False)):
         z = pd.Series(to_z(g["p"].to_numpy()), index=g["metric"].to_numpy()).dropna()
-        sums[i], scales[i] = (z.sum(), block_scale(z.index, corr)) if len(z) else (0.0, math.inf)
+        scale = block_scale(z.index, corr) if simulated_null is not None else block_scale_total(z.index, *raw)
+        sums[i], scales[i] = (z.sum(), scale) if len(z) else (0.0, math.inf)
         if simulated_null is not None and len(z):
             explained[i] = combined_null.metric_variance(block_corr(z.index, corr), int(g["n"].iloc[0]),
                                                          int(simulated_null[0]))
