@@ -1,12 +1,13 @@
-"""How likely one ``bench check --against published`` was to catch a regression (docs/verdicts.md, "Power").
+"""How likely one ``bench check --against published`` was to catch a regression (docs/verdicts.md, "Power of a
+check").
 
-A "reproduced" verdict from 3 seeds is weak evidence: on a 16-cell table a whole row 3σ worse is missed in
-about one check of five. So the check simulates its own power at the table it just judged: the same
-blocks, metrics, seeds per cell and floors, each cell's seed std as the check estimated it, the metrics'
-pooled correlation, the same --published-as, std model, combined floor and alpha, and the same statistics
-(bench/calibrate.py's batched path, which a test holds equal to bench.verdict.compare). Two regressions,
-as in the calibration: every cell 1σ worse, and each row in turn 3σ worse (the least detectable row is
-reported). Below 80 % it also says how many seeds would reach it.
+A "reproduced" verdict from 3 seeds can be weak evidence: on a 16-cell table whose metrics correlate as Acc-2
+and F1 do, a whole row 3σ worse is missed in about two checks of three. So the check simulates its own power
+at the table it just judged: the same blocks, metrics, seeds per cell and floors, the block × column fit of its
+seed stds, the metrics' pooled correlation, the same --published-as, std model, combined floor and alpha, and
+the same statistics (bench/calibrate.py's batched path, which a test holds equal to bench.verdict.compare). Two
+regressions, as in the calibration: every cell 1σ worse, and each row in turn 3σ worse (the least detectable
+row is reported). Below 80 % it also says what 5 or 10 seeds would reach.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Power:
 
 
 def _nearest_correlation(r: np.ndarray) -> np.ndarray:
-    """A positive-definite correlation close to ``r`` (the pooled estimate, clipped at 0, need not be)."""
+    """A positive-definite correlation close to ``r`` (the unclipped pooled estimate need not be one)."""
     w, v = np.linalg.eigh((r + r.T) / 2)
     c = (v * np.maximum(w, 1e-6)) @ v.T
     d = np.sqrt(np.diag(c))
