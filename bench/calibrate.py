@@ -136,8 +136,7 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
     if simulated:  # bench.verdict.block_scale
         scale = np.sqrt(np.maximum(r.sum(axis=(1, 2)), 1.0))
     else:  # bench.verdict.block_scale_total
-        total = np.maximum(raw.sum(axis=(1, 2)) - m, 0.0) * (1 + 2 / max(b * (n - 1), 1.0))
-        scale = np.sqrt(np.minimum(m + total, m * m))
+        scale = verdict.total_scale(raw.sum(axis=(1, 2)) - m, m, b * (n - 1))
     scale = np.broadcast_to(scale[:, None], sums.shape)
     labels = list(dict.fromkeys(shape.rows))
     member = np.array([[row == label for row in shape.rows] for label in labels], dtype=float)  # rows x blocks
@@ -152,10 +151,10 @@ def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, al
             model = combined_null.null_model(structure, k, float(share))
             explained = np.array([combined_null.metric_variance(x, n, k) for x in r[sel]])[:, None] * np.ones(b)
             group_p[sel] = combined_null.group_p(sums[sel], scale[sel], explained, member, model)
+    elif "combined" in variant:
+        group_p = variant["combined"](sums, raw, member, b, n)
     else:
         group_p = st.norm.cdf(((sums / scale) @ member.T) / np.sqrt(member.sum(axis=1)))
-    if "combined" in variant and not simulated:
-        group_p = variant["combined"](sums, raw, member, b, n)
     gap_floors = gap / shape.floors
     group_gap = (gap_floors.mean(axis=2) @ member.T) / member.sum(axis=1)  # rows (and the table): mean in floors
     family = [p.reshape(t_count, b * m), group_p]

@@ -164,9 +164,14 @@ def block_scale_total(metrics, corr_raw: pd.DataFrame, df: float) -> float:
     of freedom): unadjusted, its noise let 5.0 % of faithful Table 4 reproductions with correlated metrics and
     3 seeds fail; adjusted, 4.1 % (scripts/correlation_variants.py)."""
     r = block_corr(metrics, corr_raw)
-    m = len(r)
-    total = max(r.sum() - np.trace(r), 0.0) * (1 + 2 / max(df, 1.0))
-    return math.sqrt(min(m + total, m * m))
+    return float(total_scale(r.sum() - np.trace(r), len(r), df))
+
+
+def total_scale(off_total, m: int, df: float):
+    """:func:`block_scale_total` from the off-diagonal total(s) of m metrics' correlations (arrays allowed: the
+    calibration's batched path)."""
+    total = np.maximum(off_total, 0.0) * (1 + 2 / max(df, 1.0))
+    return np.sqrt(np.minimum(m + total, m * m))
 
 
 def block_z(z: pd.Series, corr: pd.DataFrame) -> float:
@@ -233,7 +238,8 @@ def compare(cells: pd.DataFrame, k: int = 1, alpha: float = ALPHA, assume_std: d
     out["std_used"] = out["std"]  # the std the test uses: own, known (--assume-std) or moderated
     out.loc[known, "std_used"] = [assume_std[m] for m in out.loc[known, "metric"]]
     blocks = _oriented_blocks(out[tested])
-    corr, corr_raw = pooled_correlation(blocks), pooled_correlation(blocks, clip=False)
+    corr_raw = pooled_correlation(blocks, clip=False)
+    corr = corr_raw.clip(lower=0.0)  # = pooled_correlation(blocks): each pair clipped at 0
     corr_df = sum(len(b.dropna()) - 1 for b in blocks if len(b.dropna()) > 1)  # pooled_correlation's df
     indep = 1.0
     if seed_std_model == "moderated":
