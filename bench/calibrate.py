@@ -1,6 +1,7 @@
 """Calibration of ``bench check --against published``, measured by simulation (docs/verdicts.md).
 
-``python -m bench.calibrate [--tables 2000] [--seed 0] [--out docs/verdicts-calibration.csv]`` simulates
+``python -m bench.calibrate [--tables 2000] [--seed 0] [--out docs/verdicts-calibration.csv]`` (``--table``,
+``--n``, ``--std``, ``--scenario``: only those lines, e.g. to rerun the lines near a target with more tables) simulates
 tables of the shapes of Tables 1 and 4 (their (row, setting) blocks from bench/report/specs.py, 4 metrics each):
 faithful reproductions (our true mean equal to the paper's) and regressions (one row 3σ worse; every cell
 1σ worse), with seed std 0.5-3 points, n = 3/5/10 seeds, the paper's number one run or the best of 5,
@@ -297,8 +298,28 @@ def main(argv=None) -> int:
                     help="simulated tables per faithful line (default: --tables); their rates sit near 5 %%")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="also write the rates as CSV")
+    ap.add_argument("--table", type=int, action="append", choices=(1, 4),
+                    help="only this table's lines (repeatable; default 1 and 4)")
+    ap.add_argument("--n", type=int, action="append", help="only these seed counts (repeatable; default 3, 5, 10)")
+    ap.add_argument("--std", type=float, action="append", help="only these seed stds in points (repeatable; "
+                    "default 0.5, 1, 2, 3)")
+    ap.add_argument("--scenario", action="append",
+                    help="only this scenario, named as in the output (repeatable; default all)")
     args = ap.parse_args(argv)
-    df = calibrate(args.tables, args.seed, faithful_tables=args.faithful_tables)
+    names = {sc.name: sc for sc in SCENARIOS}
+    unknown = [x for x in args.scenario or () if x not in names]
+    if unknown:
+        ap.error(f"--scenario {unknown[0]!r}: no such scenario; expected one of: " + "; ".join(names))
+    for n in args.n or ():
+        if n < 2:
+            ap.error(f"--n {n}: expected a number of seeds of at least 2 (the seed std needs two)")
+    for sd in args.std or ():
+        if not (math.isfinite(sd) and sd > 0):
+            ap.error(f"--std {sd}: expected a positive seed std in points")
+    df = calibrate(args.tables, args.seed, numbers=tuple(args.table or (1, 4)), ns=tuple(args.n or (3, 5, 10)),
+                   stds=tuple(args.std or (0.5, 1.0, 2.0, 3.0)),
+                   scenarios=tuple(names[x] for x in args.scenario) if args.scenario else SCENARIOS,
+                   faithful_tables=args.faithful_tables)
     print(to_markdown(df))
     if args.out:
         df.to_csv(args.out, index=False, float_format="%.4f")
