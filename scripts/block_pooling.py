@@ -10,10 +10,13 @@ value's df. It runs the calibration's batched statistics with and without it, on
 tables per faithful line, 3,000 per other, std 3 points for faithful lines and 2 for regressions).
 
     OMP_NUM_THREADS=1 python scripts/block_pooling.py      # about 30 seconds
+    OMP_NUM_THREADS=1 python scripts/block_pooling.py --robust 1.5   # a block whose level departs from the
+        # others' mean by more than 1.5 of its standard errors keeps its own (leave-one-out)
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 
 import numpy as np
@@ -23,6 +26,7 @@ from bench import calibrate as C
 from bench import seed_std
 
 UPPER = 0.95  # the levels' spread at this upper confidence bound
+ROBUST = {"z": 0.0}  # > 0: a level further than this many standard errors from the others' mean is not pooled
 
 
 def pool_levels(level: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +36,10 @@ def pool_levels(level: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarra
     spread = level.var(axis=1, ddof=1, keepdims=True) * (b - 1) / stats.chi2.ppf(1 - UPPER, b - 1)
     tau2 = np.maximum(spread - v.mean(axis=1, keepdims=True), 0.0)
     w = tau2 / (tau2 + v)
+    if ROBUST["z"] > 0:
+        others = (level.sum(axis=1, keepdims=True) - level) / (b - 1)
+        z = (level - others) / np.sqrt(v + tau2 + v.mean(axis=1, keepdims=True) / (b - 1))
+        w = np.where(np.abs(z) > ROBUST["z"], 1.0, w)
     return mean + w * (level - mean), w * v + (1 - w) ** 2 * v.mean(axis=1, keepdims=True) / b
 
 
@@ -80,7 +88,10 @@ def lines():
     yield "one row 3σ worse", 4, C.ROW3, None, None, None
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--robust", type=float, default=0.0, help="leave-one-out z beyond which a level is not pooled")
+    ROBUST["z"] = ap.parse_args(argv).robust
     print("| table | line | seeds | own levels (bench check) | levels pooled |")
     print("|---|---|---|---|---|")
     for label, number, scenario, corr, last, factor in lines():
