@@ -84,10 +84,7 @@ def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int =
     rng = rng or np.random.default_rng(0)
     b, m = len(shape.rows), len(shape.metrics)
     sd = std_points * POINT
-    chol = np.linalg.cholesky(corr if corr is not None else np.eye(m))
-    # oriented values (higher = better) in units of the seed std, true paper mean 0
-    ours = rng.standard_normal((tables, b, n, m)) @ chol.T
-    paper = (rng.standard_normal((tables, b, true_k, m)) @ chol.T).max(axis=2)
+    ours, paper = draw(rng, tables, shape, n, true_k, corr)
     if isinstance(row_sd, str):
         scale = np.exp(rng.uniform(0.0, math.log(3.0), (tables, b, m)))
     else:
@@ -100,6 +97,16 @@ def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int =
     known = scale[0] * sd if std_model == "oracle" else None
     return batch_verdicts(ours * sd, paper * sd, shape, test_k or true_k, alpha,
                           "own" if std_model == "oracle" else std_model, known, combined_floor, variant)
+
+
+def draw(rng: np.random.Generator, tables: int, shape: Shape, n: int, k: int, corr: np.ndarray | None = None):
+    """Faithful oriented values (higher = better) in units of the seed std, true mean 0: ours (tables, blocks, n,
+    metrics) and the paper's best of ``k`` runs (tables, blocks, metrics); ``corr``: one run's metrics'
+    correlation (default independent)."""
+    b, m = len(shape.rows), len(shape.metrics)
+    chol = np.linalg.cholesky(corr if corr is not None else np.eye(m))
+    ours = rng.standard_normal((tables, b, n, m)) @ chol.T
+    return ours, (rng.standard_normal((tables, b, k, m)) @ chol.T).max(axis=2)
 
 
 def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, alpha: float,
@@ -254,7 +261,10 @@ def _row_sd(shape: Shape, spec: str | None):
     return spec  # None, or "cells ×1-×3" (drawn in simulate)
 
 
-def calibrate(tables: int = 2000, seed: int = 0, numbers=(1, 4), ns=(3, 5, 10), stds=(0.5, 1.0, 2.0, 3.0),
+TABLE_NUMBERS, SEED_COUNTS, SEED_STDS = (1, 4), (3, 5, 10), (0.5, 1.0, 2.0, 3.0)  # the calibration's grid
+
+
+def calibrate(tables: int = 2000, seed: int = 0, numbers=TABLE_NUMBERS, ns=SEED_COUNTS, stds=SEED_STDS,
               scenarios=SCENARIOS, faithful_tables: int | None = None) -> pd.DataFrame:
     """The rates of every line; ``faithful_tables`` (default ``tables``) simulated tables for the faithful lines,
     whose rates sit near the 5 % target and need the smaller Monte Carlo error."""
@@ -298,11 +308,12 @@ def main(argv=None) -> int:
                     help="simulated tables per faithful line (default: --tables); their rates sit near 5 %%")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="also write the rates as CSV")
-    ap.add_argument("--table", type=int, action="append", choices=(1, 4),
-                    help="only this table's lines (repeatable; default 1 and 4)")
-    ap.add_argument("--n", type=int, action="append", help="only these seed counts (repeatable; default 3, 5, 10)")
-    ap.add_argument("--std", type=float, action="append", help="only these seed stds in points (repeatable; "
-                    "default 0.5, 1, 2, 3)")
+    ap.add_argument("--table", type=int, action="append", choices=TABLE_NUMBERS,
+                    help=f"only this table's lines (repeatable; default {TABLE_NUMBERS})")
+    ap.add_argument("--n", type=int, action="append",
+                    help=f"only these seed counts (repeatable; default {SEED_COUNTS})")
+    ap.add_argument("--std", type=float, action="append",
+                    help=f"only these seed stds in points (repeatable; default {SEED_STDS})")
     ap.add_argument("--scenario", action="append",
                     help="only this scenario, named as in the output (repeatable; default all)")
     args = ap.parse_args(argv)
@@ -316,8 +327,8 @@ def main(argv=None) -> int:
     for sd in args.std or ():
         if not (math.isfinite(sd) and sd > 0):
             ap.error(f"--std {sd}: expected a positive seed std in points")
-    df = calibrate(args.tables, args.seed, numbers=tuple(args.table or (1, 4)), ns=tuple(args.n or (3, 5, 10)),
-                   stds=tuple(args.std or (0.5, 1.0, 2.0, 3.0)),
+    df = calibrate(args.tables, args.seed, numbers=tuple(args.table or TABLE_NUMBERS), ns=tuple(args.n or SEED_COUNTS),
+                   stds=tuple(args.std or SEED_STDS),
                    scenarios=tuple(names[x] for x in args.scenario) if args.scenario else SCENARIOS,
                    faithful_tables=args.faithful_tables)
     print(to_markdown(df))

@@ -120,16 +120,24 @@ def _moderate_complete(s2: np.ndarray, d: np.ndarray, column: np.ndarray, block:
     else:  # as many parameters as cells: nothing to borrow
         d0 = np.zeros(len(s2))
     eta = _fit_log_variance(s2, d, block, column)
-    # effective df of the fitted variance: var(log s0²) = x' (X' W X)^-1 x with W = d/2, and 2/f for chi²(f)/f
-    var_eta = np.einsum("ij,jk,ik->i", x, np.linalg.pinv((x.T * (d / 2)) @ x), x)
-    f = 2 / var_eta * indep[:, None]
-    prior = np.exp(eta)
+    f = 2 / fitted_log_variance_var(x, d) * indep[:, None]
+    mod, df = shrink(s2, d, np.exp(eta), f, d0)
+    return mod, df, d0
+
+
+def fitted_log_variance_var(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """var(log s0²) of each cell's fitted variance, ``x' (X' W X)^-1 x`` with W = d/2 (``x``: the design of
+    :func:`_design`); the fitted value's effective df is 2 / var, as for chi²(f)/f."""
+    return np.einsum("ij,jk,ik->i", x, np.linalg.pinv((x.T * (d / 2)) @ x), x)
+
+
+def shrink(s2: np.ndarray, d: np.ndarray, prior: np.ndarray, f: np.ndarray, d0: np.ndarray):
+    """Smyth's moderated variance and its df from the cells' own (``s2``, ``d``), the prior (``prior`` with
+    ``f`` effective df) and the prior df ``d0`` per table: (s̃², df)."""
     d0c = d0[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         weight = np.where(np.isinf(d0c), 1.0, d0c / (d0c + d))  # the model's share
-    mod = weight * prior + (1 - weight) * s2
-    df = np.maximum(d, np.minimum(d + d0c, f))
-    return mod, df, d0
+    return weight * prior + (1 - weight) * s2, np.maximum(d, np.minimum(d + d0c, f))
 
 
 def independence(corr: np.ndarray, df) -> np.ndarray:

@@ -50,19 +50,16 @@ def pooled_moderation(s2, d, column, block, indep):
     if len(blocks) < 3:
         return mod, df, d0
     onehot = (block[None, :] == blocks[:, None]).astype(float)  # (blocks, cells)
+    x = seed_std._design(block, column)  # the blocks' indicators first, then the columns'
     eta = seed_std._fit_log_variance(s2, d, block, column)
-    # a block's level up to a constant: the mean over its cells of eta less the columns' part (eta is additive)
-    level = (eta @ onehot.T) / onehot.sum(axis=1)
+    # the blocks' levels: eta is additive, so its block coefficients (up to a shared constant) by least squares
+    level = (eta @ np.linalg.pinv(x).T)[:, : len(blocks)]
     v = (2 / (d @ onehot.T))[None, :] / indep[:, None]
     pooled, v_pooled = pool_levels(level, v)
-    x = seed_std._design(block, column)
-    var_eta = np.einsum("ij,jk,ik->i", x, np.linalg.pinv((x.T * (d / 2)) @ x), x)[None, :] / indep[:, None]
+    var_eta = seed_std.fitted_log_variance_var(x, d)[None, :] / indep[:, None]
     var_eta = np.maximum(var_eta - v @ onehot, 0.0) + v_pooled @ onehot
-    prior, f = np.exp(eta + (pooled - level) @ onehot), 2 / var_eta
-    d0c = d0[:, None]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        weight = np.where(np.isinf(d0c), 1.0, d0c / (d0c + d))
-    return weight * prior + (1 - weight) * s2, np.maximum(d, np.minimum(d + d0c, f)), d0
+    mod, df = seed_std.shrink(s2, d, np.exp(eta + (pooled - level) @ onehot), 2 / var_eta, d0)
+    return mod, df, d0
 
 
 _ORIGINAL = seed_std._moderate_complete

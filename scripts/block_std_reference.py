@@ -35,13 +35,8 @@ def statistics(ours: np.ndarray, paper: np.ndarray, member: np.ndarray) -> list[
 
 
 def draw(rng, tables: int, shape: C.Shape, n: int, k: int, corr: np.ndarray, shift: np.ndarray | None):
-    b, m = len(shape.rows), len(shape.metrics)
-    chol = np.linalg.cholesky(corr)
-    ours = rng.standard_normal((tables, b, n, m)) @ chol.T
-    paper = (rng.standard_normal((tables, b, k, m)) @ chol.T).max(axis=2)
-    if shift is not None:
-        ours = ours + shift[None, :, None, :]
-    return ours, paper
+    ours, paper = C.draw(rng, tables, shape, n, k, corr)
+    return (ours if shift is None else ours + shift[None, :, None, :]), paper
 
 
 def power(number: int, n: int, k: int, scenario: str, corr: np.ndarray, tables: int = 10000,

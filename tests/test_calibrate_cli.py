@@ -15,9 +15,8 @@ def test_filters_select_exactly_the_requested_lines(tmp_path, capsys):
     assert df[["table", "scenario", "n", "std_points", "tables"]].values.tolist() == [
         ["Table 4", "all cells 1σ worse", 3, 2.0, 40], ["Table 4", "faithful", 3, 2.0, 40]]
     # the same line through the library with the same seed: the filter changes which lines run, not their rates
-    direct = calibrate.calibrate(40, 3, numbers=(4,), ns=(3,), stds=(2.0,),
-                                 scenarios=(calibrate.SCENARIOS[[s.name for s in calibrate.SCENARIOS]
-                                                                .index("all cells 1σ worse")],))
+    dense = next(sc for sc in calibrate.SCENARIOS if sc.name == "all cells 1σ worse")
+    direct = calibrate.calibrate(40, 3, numbers=(4,), ns=(3,), stds=(2.0,), scenarios=(dense,))
     assert df["fail_rate"].iloc[0] == pytest.approx(direct["fail_rate"].iloc[0], abs=1e-4)
     assert "all cells 1σ worse" in capsys.readouterr().out
 
