@@ -71,7 +71,8 @@ def table_shape(number: int) -> Shape:
 def simulate(shape: Shape, tables: int, n: int, std_points: float, true_k: int = 1, test_k: int | None = None,
              shift_sd: np.ndarray | None = None, corr: np.ndarray | None = None, alpha: float = verdict.ALPHA,
              rng: np.random.Generator | None = None, row_sd: np.ndarray | str | None = None,
-             std_model: str = "moderated", combined_floor: float = 1.0, variant: dict | None = None) -> dict:
+             std_model: str = "moderated", combined_floor: float = verdict.COMBINED_FLOOR,
+             variant: dict | None = None) -> dict:
     """Fraction of simulated tables that fail. ``true_k``: the paper's number is the best of that many runs;
     ``test_k``: what the check assumes (default the truth). ``shift_sd``: per block and metric, our true mean
     minus the paper's true mean in seed stds (negative = worse; default 0). ``corr``: correlation of one
@@ -111,7 +112,7 @@ def draw(rng: np.random.Generator, tables: int, shape: Shape, n: int, k: int, co
 
 def batch_verdicts(ours: np.ndarray, paper: np.ndarray, shape: Shape, k: int, alpha: float,
                    std_model: str = "moderated", known_sd: np.ndarray | None = None,
-                   combined_floor: float = 1.0, variant: dict | None = None) -> dict:
+                   combined_floor: float = verdict.COMBINED_FLOOR, variant: dict | None = None) -> dict:
     """The verdicts of :func:`bench.verdict.compare` for many complete tables at once.
 
     ``ours``: (tables, blocks, n, metrics) oriented values; ``paper``: (tables, blocks, metrics);
@@ -221,7 +222,7 @@ class Scenario:
     correlated: bool = False  # metrics of one run correlated (CORRELATED)
     row_sd: str | None = None  # None, "rows ×1-×3" (blocks' stds geometric from 1 to 3), "cells ×1-×3" (random)
     std_model: str = "moderated"  # bench check's; "own" (--seed-std own); "oracle" (σ known: the bound)
-    combined_floor: float = 1.0  # --combined-floor
+    combined_floor: float = verdict.COMBINED_FLOOR  # --combined-floor
 
 
 ROW3, ALL1, FLOOR15 = "one row 3σ worse", "all cells 1σ worse", "all cells 1σ and ≥ 1.5 floors worse"
@@ -239,7 +240,7 @@ SCENARIOS = (
     Scenario(ROW3, ROW3),
     Scenario(ROW3 + ", own std", ROW3, std_model="own"),
     Scenario(ROW3 + ", σ known (bound)", ROW3, std_model="oracle"),
-    Scenario(ROW3 + ", --combined-floor 0", ROW3, combined_floor=0.0),
+    Scenario(ROW3 + ", --combined-floor 1", ROW3, combined_floor=1.0),
     Scenario(ROW3 + ", correlated metrics", ROW3, correlated=True),
     Scenario(ROW3 + ", correlated metrics, σ known (bound)", ROW3, correlated=True, std_model="oracle"),
     Scenario(ROW3 + ", paper best of 5", ROW3, 5, 5),
@@ -249,7 +250,7 @@ SCENARIOS = (
     Scenario(ALL1 + ", σ known (bound)", ALL1, std_model="oracle"),
     Scenario(ALL1 + ", paper best of 5", ALL1, 5, 5),
     Scenario(ALL1 + ", --combined-floor 0", ALL1, combined_floor=0.0),
-    Scenario(ALL1 + ", --combined-floor 0, σ known (bound)", ALL1, std_model="oracle", combined_floor=0.0),
+    Scenario(ALL1 + ", --combined-floor 1", ALL1, combined_floor=1.0),
     Scenario(FLOOR15, FLOOR15),
     Scenario(FLOOR15 + ", σ known (bound)", FLOOR15, std_model="oracle"),
 )

@@ -51,7 +51,8 @@ class CheckOptions:
     assume_std: dict = field(default_factory=dict)  # metric -> known seed std (fraction); n = 1 cells need it
     rows: tuple[str, ...] | None = None
     seed_std: str = "moderated"  # bench.verdict.SEED_STD_MODELS: moderated over the table, or each cell's own
-    combined_floor: float = 1.0  # rows and the table fail only beyond this many floors (0: any significant shift)
+    # rows and the table fail only beyond this many floors (0: any significant shift)
+    combined_floor: float = verdict.COMBINED_FLOOR
     text: object = None  # bench.text_encoder.TextChoice: --text-model / --text frozen (None: find either)
 
 

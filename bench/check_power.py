@@ -33,7 +33,7 @@ class Power:
     weakest_row: str = ""  # the row whose 3σ regression is least often caught
     row: float = float("nan")
     sigma_floors: float = float("nan")  # the median cell's seed std in floors (a 1σ shift within the floors?)
-    combined_floor: float = 1.0  # the rows' and table's floor rule (0: the floors do not hold them back)
+    combined_floor: float = verdict.COMBINED_FLOOR  # the rows' and table's floor rule (0: no floor holds them back)
     with_more_seeds: dict = field(default_factory=dict)  # n -> (every_cell, row) when below TARGET
     reason: str = ""  # why the power was not simulated (empty when it was)
 
@@ -48,9 +48,10 @@ class Power:
             more = "; ".join(f"{n} seeds: {e:.0%} and {r:.0%}" for n, (e, r) in self.with_more_seeds.items())
             within = [size for size, power, floors in (("1σ", self.every_cell, self.sigma_floors),
                                                        ("3σ", self.row, 3 * self.sigma_floors))
-                      if power < TARGET and floors < 1 and self.combined_floor > 0]
-            floors = (f"; {' and '.join(within)} shifts are within the floors here, which the check accepts by design "
-                      "(--floor, --combined-floor 0)" if within else "")
+                      if power < TARGET and floors < self.combined_floor]
+            floors = (f"; {' and '.join(within)} shifts are within the rows' and table's floor rule here "
+                      f"({self.combined_floor:g} floors), which the check accepts by design (--combined-floor)"
+                      if within else "")
             out.append(f"power under {TARGET:.0%}: regressions of these sizes can pass this check"
                        + (f" (with {more})" if more else "") + floors + "; docs/verdicts.md, 'Power of a check'")
         return out
@@ -103,8 +104,8 @@ def _structure(cells: pd.DataFrame, family: pd.DataFrame):
 
 
 def simulate_power(cells: pd.DataFrame, family: pd.DataFrame, k: int = 1, alpha: float = verdict.ALPHA,
-                   seed_std_model: str = "moderated", combined_floor: float = 1.0, tables: int = 1000,
-                   seed: int = 0) -> Power:
+                   seed_std_model: str = "moderated", combined_floor: float = verdict.COMBINED_FLOOR,
+                   tables: int = 1000, seed: int = 0) -> Power:
     """The power of :func:`bench.verdict.compare`'s verdict ``family`` on its input ``cells`` (both as given
     to and returned by compare). Deterministic for a given ``seed``."""
     found = _structure(cells, family)

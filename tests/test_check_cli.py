@@ -188,10 +188,11 @@ def test_seed_std_own_is_the_plain_t_test_and_moderated_borrows(tmp_path, capsys
     assert bad.value.code == 2 and "--seed-std" in capsys.readouterr().err
 
 
-def test_combined_floor_zero_flags_a_shift_within_every_floor(tmp_path, capsys):
+def test_a_shift_within_every_floor_fails_beyond_the_combined_floor(tmp_path, capsys):
     """Every cell 0.6 floors worse than the paper (0.6 points of accuracy, 1.2 of MAE), the fixture's seed
-    spread halved: no cell is beyond its floor, so by default nothing fails; with --combined-floor 0 the
-    table's systematic shift does, while every cell stays "reproduced"."""
+    spread halved: no cell is beyond its floor, but the table's systematic shift is beyond the default
+    combined floor (a tenth of a floor) and fails, while every cell stays "reproduced"; with
+    --combined-floor 1 (rows and table held to a whole floor, as cells) nothing fails."""
     raw = pd.read_csv(FIXTURE)
     test = raw[raw["split"] == "test"].copy()
     first = tmp_path / "first.csv"
@@ -204,12 +205,14 @@ def test_combined_floor_zero_flags_a_shift_within_every_floor(tmp_path, capsys):
     path = tmp_path / "shifted.csv"
     test.to_csv(path, index=False)
     code, out, _ = run_check(capsys, "--from-csv", str(path), "--csv", str(tmp_path / "a.csv"))
-    assert code == 0 and "rows and table beyond one floor" in out
-    code, out, _ = run_check(capsys, "--from-csv", str(path), "--combined-floor", "0", "--csv", str(tmp_path / "b.csv"))
-    assert code == 1 and "--combined-floor 0" in out
-    df = pd.read_csv(tmp_path / "b.csv")
+    assert code == 1 and "rows and table beyond 0.1 floors" in out
+    df = pd.read_csv(tmp_path / "a.csv")
     assert (df.loc[df["level"] == "cell", "verdict"] == "reproduced").all()
     table = df[df["level"] == "table"].iloc[0]
     assert table["verdict"] == "worse" and table["gap_floors"] == pytest.approx(-0.6)
+    code, out, _ = run_check(capsys, "--from-csv", str(path), "--combined-floor", "1", "--csv", str(tmp_path / "b.csv"))
+    assert code == 0 and "rows and table beyond one floor" in out
+    code, out, _ = run_check(capsys, "--from-csv", str(path), "--combined-floor", "0", "--csv", str(tmp_path / "c.csv"))
+    assert code == 1 and "--combined-floor 0" in out
     code, _, err = run_check(capsys, "--from-csv", str(path), "--combined-floor", "-1")
     assert code == 2 and "--combined-floor: -1 must be a finite non-negative number" in err and err.count("\n") == 1

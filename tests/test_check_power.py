@@ -60,18 +60,24 @@ def test_power_equals_the_calibration_path_and_is_deterministic():
 
 
 def test_floors_and_combined_floor_enter_the_power():
-    """Seed std 0.1 point, floors 1 point: a 1σ shift in every cell is a tenth of a floor, which the default
-    check never fails; with --combined-floor 0 the table test catches it."""
-    cells = _cells(0.1, n=5)
+    """Seed std 0.05 point, floors 1 point: a 1σ shift in every cell is a twentieth of a floor, within the
+    default combined floor (a tenth), so the check rarely fails on it, and says why; with
+    --combined-floor 0 the table test catches it; with --combined-floor 1 a 3σ row (0.15 floors) is held back
+    too."""
+    cells = _cells(0.05, n=5)
     fam = verdict.compare(cells)
     default = check_power.simulate_power(cells, fam, tables=300)
-    assert default.every_cell == 0.0 and default.sigma_floors < 0.2
+    assert default.every_cell < 0.1 and default.sigma_floors < 0.1
     assert default.with_more_seeds  # under 80 %: the 10-seed figure is given
-    assert "1σ and 3σ shifts are within the floors here" in default.lines()[1]
+    assert "; 1σ shifts are within the rows' and table's floor rule here (0.1 floors)" in default.lines()[1]
     fam0 = verdict.compare(cells, combined_floor=0.0)
     no_floor = check_power.simulate_power(cells, fam0, combined_floor=0.0, tables=300)
     assert no_floor.every_cell > 0.5
-    assert all("within the floors" not in line for line in no_floor.lines())  # not what holds it back then
+    assert all("floor rule" not in line for line in no_floor.lines())  # not what holds it back then
+    fam1 = verdict.compare(cells, combined_floor=1.0)
+    whole = check_power.simulate_power(cells, fam1, combined_floor=1.0, tables=300)
+    assert whole.every_cell == 0.0 and whole.row == 0.0
+    assert "1σ and 3σ shifts are within the rows' and table's floor rule here (1 floors)" in whole.lines()[1]
 
 
 def test_more_seeds_give_more_power_on_table4_with_3_seeds():
@@ -81,7 +87,7 @@ def test_more_seeds_give_more_power_on_table4_with_3_seeds():
     assert p.row < 0.8 or p.every_cell < 0.8
     e5, r5 = p.with_more_seeds[5]
     assert e5 > p.every_cell and r5 > p.row
-    assert "power under 80%" in p.lines()[1] and "within the floors" not in p.lines()[1]  # σ = 2 floors
+    assert "power under 80%" in p.lines()[1] and "floor rule" not in p.lines()[1]  # σ = 2 floors
 
 
 @pytest.mark.parametrize("change,reason", [

@@ -7,6 +7,7 @@ import argparse
 from bench.executors import EXECUTORS
 from bench.text_encoder import ENV_TEXT_MODEL, TEXT_CHOICES
 from bench.train.multiseed import AMP_MODES, EXEC_CHOICES
+from bench.verdict import COMBINED_FLOOR
 
 EXEC_HELP = ("how the missing seeds of one configuration are trained: loop (one after another; the reference), "
              "vmap (one vmap ensemble; EMOE features mode, MulT), procs (one process per seed, --workers at a "
@@ -80,10 +81,11 @@ def add_published_args(c) -> None:
     c.add_argument("--seed-std", default="moderated", choices=("moderated", "own"),
                    help="--against published: each cell's seed std moderated over the table (default; more power "
                         "with few seeds) or its own sample std; docs/verdicts.md")
-    c.add_argument("--combined-floor", default="1", metavar="K",
+    c.add_argument("--combined-floor", default=f"{COMBINED_FLOOR:g}", metavar="K",
                    help="--against published: a row or the table fails only when its mean gap is beyond K floors "
-                        "(default 1; 0 = any significant systematic shift, even one within every cell's floor); "
-                        "docs/verdicts.md")
+                        f"(default {COMBINED_FLOOR:g}: a significant systematic shift within every cell's floor "
+                        "fails when beyond a tenth of a floor; 0 = any significant shift; 1 = only beyond one "
+                        "floor, as cells); docs/verdicts.md")
     c.add_argument("--power-tables", default="1000", metavar="N",
                    help="--against published: simulate the check's own power with N tables (default 1000; 0 = "
                         "do not): how often it would catch every cell 1σ worse or a whole row 3σ worse")

@@ -13,7 +13,7 @@ from bench.config import parse_sets
 from bench.errors import UserError, did_you_mean
 from bench.report.specs import require_table
 from bench.text_encoder import text_choice
-from bench.verdict import parse_published_as
+from bench.verdict import COMBINED_FLOOR, parse_published_as
 
 FLOOR_METRICS = ("acc7", "acc2", "f1", "acc", "precision", "recall", "mae", "corr")
 
@@ -59,7 +59,8 @@ def check_options(args):
                         published_as=parse_published_as(getattr(args, "published_as", "single")), alpha=alpha,
                         assume_std=_metric_values("--assume-std", getattr(args, "assume_std", [])),
                         seed_std=getattr(args, "seed_std", "moderated"),
-                        combined_floor=_number("--combined-floor", getattr(args, "combined_floor", 1), positive=False),
+                        combined_floor=_number("--combined-floor", getattr(args, "combined_floor", COMBINED_FLOOR),
+                                               positive=False),
                         text=text_choice(args))
 
 
